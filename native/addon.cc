@@ -1,0 +1,314 @@
+// The N-API surface: argument conversion, promises, and errors carrying `code`. All engine work
+// happens in plain C++ (injector.h) on one libuv worker thread per call, because ptrace requests
+// must come from the thread that attached.
+#include <napi.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <functional>
+#include <string>
+
+#include "arch.h"
+#include "elf_image.h"
+#include "helper_process.h"
+#include "injector.h"
+#include "version.h"
+
+namespace timeskew {
+namespace {
+
+Napi::Error toJsError(Napi::Env env, const Status& status, pid_t pid) {
+  Napi::Error error = Napi::Error::New(env, status.message);
+  Napi::Object object = error.Value();
+  object.Set("code", status.code);
+  if (status.errnum != 0) object.Set("errno", status.errnum);
+  if (status.syscall[0] != '\0') object.Set("syscall", status.syscall);
+  if (status.hint[0] != '\0') object.Set("hint", status.hint);
+  if (pid > 0) object.Set("pid", pid);
+  return error;
+}
+
+Napi::Value rejectWith(Napi::Env env, const Status& status, pid_t pid) {
+  auto deferred = Napi::Promise::Deferred::New(env);
+  deferred.Reject(toJsError(env, status, pid).Value());
+  return deferred.Promise();
+}
+
+Status invalidArgument(const char* what) {
+  return failure("EINVAL", EINVAL, nullptr, nullptr, "%s", what);
+}
+
+bool readPid(const Napi::Value& value, pid_t& pid) {
+  if (!value.IsNumber()) return false;
+  const double number = value.As<Napi::Number>().DoubleValue();
+  if (!(number >= 1 && number <= 4194304) || number != static_cast<double>(static_cast<int>(number))) {
+    return false;
+  }
+  pid = static_cast<pid_t>(number);
+  return true;
+}
+
+bool readTable(const Napi::Object& object, ClockTable& table) {
+  Napi::Value mask = object.Get("mask");
+  Napi::Value offsets = object.Get("offsetsNs");
+  if (!mask.IsNumber() || !offsets.IsArray()) return false;
+  table.mask = mask.As<Napi::Number>().Uint32Value() & ((1u << kClockCount) - 1);
+  Napi::Array list = offsets.As<Napi::Array>();
+  if (list.Length() != kClockCount) return false;
+  for (uint32_t i = 0; i < kClockCount; ++i) {
+    Napi::Value entry = list.Get(i);
+    if (!entry.IsBigInt()) return false;
+    bool lossless = false;
+    table.offsetNs[i] = entry.As<Napi::BigInt>().Int64Value(&lossless);
+    if (!lossless) return false;
+  }
+  return true;
+}
+
+Napi::Object modesObject(Napi::Env env, const uint8_t* modes) {
+  Napi::Object object = Napi::Object::New(env);
+  for (int i = 0; i < kHookCount; ++i) {
+    object.Set(kHookNames[i], modes[i] == kSyscall ? "syscall" : "trampoline");
+  }
+  return object;
+}
+
+void setReport(Napi::Object object, const OperationReport& report) {
+  object.Set("threads", report.threads);
+  object.Set("movedThreads", report.movedThreads);
+  object.Set("pauseNs", static_cast<double>(report.pauseNs));
+  object.Set("maxThreadPauseNs", static_cast<double>(report.maxThreadPauseNs));
+}
+
+Napi::Value restoreResultValue(Napi::Env env, const RestoreResult& result) {
+  Napi::Object object = Napi::Object::New(env);
+  setReport(object, result.report);
+  object.Set("restored", result.restored);
+  object.Set("codeRetained", result.codeRetained);
+  return object;
+}
+
+// Runs `work` on a libuv worker thread and settles a promise with `convert(result)` or with the
+// result's failure.
+template <typename Result>
+class OperationWorker : public Napi::AsyncWorker {
+ public:
+  using Work = std::function<Result()>;
+  using Convert = std::function<Napi::Value(Napi::Env, const Result&)>;
+
+  OperationWorker(Napi::Env env, pid_t pid, Work work, Convert convert)
+      : Napi::AsyncWorker(env),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        pid_(pid),
+        work_(std::move(work)),
+        convert_(std::move(convert)) {}
+
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override { result_ = work_(); }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    if (!result_.status.ok) {
+      deferred_.Reject(toJsError(env, result_.status, pid_).Value());
+    } else {
+      deferred_.Resolve(convert_(env, result_));
+    }
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  pid_t pid_;
+  Work work_;
+  Convert convert_;
+  Result result_{};
+};
+
+template <typename Result>
+Napi::Value schedule(Napi::Env env, pid_t pid, typename OperationWorker<Result>::Work work,
+                     typename OperationWorker<Result>::Convert convert) {
+  auto* worker = new OperationWorker<Result>(env, pid, std::move(work), std::move(convert));
+  Napi::Promise promise = worker->promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value Install(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  InstallRequest request;
+  if (info.Length() < 1 || !info[0].IsObject()) {
+    return rejectWith(env, invalidArgument("install expects a request object"), 0);
+  }
+  Napi::Object object = info[0].As<Napi::Object>();
+  if (!readPid(object.Get("pid"), request.pid)) {
+    return rejectWith(env, invalidArgument("pid must be a positive integer"), 0);
+  }
+  if (!readTable(object, request.table)) {
+    return rejectWith(env, invalidArgument("bad clock table"), request.pid);
+  }
+  request.replace = object.Get("replace").ToBoolean().Value();
+  request.forceSyscall = object.Get("forceSyscall").ToBoolean().Value();
+  request.installerPid = ::getpid();
+  return schedule<InstallResult>(
+      env, request.pid,
+      [request] { return runIsolated<InstallResult>(request.pid, [&] { return installSkew(request); }); },
+      [](Napi::Env env, const InstallResult& result) -> Napi::Value {
+        Napi::Object object = Napi::Object::New(env);
+        setReport(object, result.report);
+        object.Set("modes", modesObject(env, result.modes));
+        return object;
+      });
+}
+
+Napi::Value Update(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  pid_t pid = 0;
+  ClockTable table;
+  if (info.Length() < 2 || !readPid(info[0], pid)) {
+    return rejectWith(env, invalidArgument("pid must be a positive integer"), 0);
+  }
+  if (!info[1].IsObject() || !readTable(info[1].As<Napi::Object>(), table)) {
+    return rejectWith(env, invalidArgument("bad clock table"), pid);
+  }
+  return schedule<UpdateResult>(
+      env, pid, [pid, table] { return updateSkew(pid, table); },
+      [](Napi::Env env, const UpdateResult&) -> Napi::Value { return env.Undefined(); });
+}
+
+Napi::Value Restore(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  pid_t pid = 0;
+  if (info.Length() < 1 || !readPid(info[0], pid)) {
+    return rejectWith(env, invalidArgument("pid must be a positive integer"), 0);
+  }
+  return schedule<RestoreResult>(
+      env, pid, [pid] { return runIsolated<RestoreResult>(pid, [pid] { return restoreSkew(pid); }); },
+      restoreResultValue);
+}
+
+Napi::Value RestoreSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  pid_t pid = 0;
+  if (info.Length() < 1 || !readPid(info[0], pid)) {
+    toJsError(env, invalidArgument("pid must be a positive integer"), 0).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  RestoreResult result = runIsolated<RestoreResult>(pid, [pid] { return restoreSkew(pid); });
+  if (!result.status.ok) {
+    toJsError(env, result.status, pid).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return restoreResultValue(env, result);
+}
+
+Napi::Value Inspect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  pid_t pid = 0;
+  if (info.Length() < 1 || !readPid(info[0], pid)) {
+    return rejectWith(env, invalidArgument("pid must be a positive integer"), 0);
+  }
+  return schedule<InspectResult>(
+      env, pid, [pid] { return inspectSkew(pid); },
+      [](Napi::Env env, const InspectResult& result) -> Napi::Value {
+        if (!result.present) return env.Null();
+        Napi::Object object = Napi::Object::New(env);
+        char version[sizeof result.header.version + 1] = {};
+        std::memcpy(version, result.header.version, sizeof result.header.version);
+        object.Set("version", version);
+        object.Set("layout", result.header.layout);
+        object.Set("installerPid", result.header.installerPid);
+        object.Set("active", (result.header.flags & kFlagCodeRetained) == 0);
+        object.Set("mask", result.table.mask);
+        Napi::Array offsets = Napi::Array::New(env, kClockCount);
+        for (uint32_t i = 0; i < kClockCount; ++i) {
+          offsets.Set(i, Napi::BigInt::New(env, result.table.offsetNs[i]));
+        }
+        object.Set("offsetsNs", offsets);
+        uint8_t modes[kHookCount];
+        for (int i = 0; i < kHookCount; ++i) modes[i] = result.header.entries[i].mode;
+        object.Set("modes", modesObject(env, modes));
+        return object;
+      });
+}
+
+Napi::Value PlanImage(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray()) {
+    toJsError(env, invalidArgument("planImage expects a Uint8Array"), 0).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Uint8Array image = info[0].As<Napi::Uint8Array>();
+  const bool forceSyscall = info.Length() > 1 && info[1].ToBoolean().Value();
+  Napi::Object report = Napi::Object::New(env);
+  VdsoImage parsed;
+  std::string error;
+  bool wrongClass = false;
+  if (!parsed.parse(image.Data(), image.ByteLength(), error, wrongClass)) {
+    report.Set("ok", false);
+    report.Set("error", error);
+    report.Set("freeBytes", 0);
+    report.Set("neededBytes", 0);
+    report.Set("functions", Napi::Array::New(env));
+    return report;
+  }
+#if defined(__x86_64__)
+  arch::HookPlan plan = arch::planHooks(parsed, forceSyscall);
+  report.Set("ok", plan.ok);
+  if (!plan.ok) report.Set("error", plan.error);
+  report.Set("freeBytes", static_cast<double>(image.ByteLength() - parsed.elfEnd()));
+  report.Set("neededBytes", static_cast<double>(plan.neededBytes + (plan.blobOffset - parsed.elfEnd())));
+  Napi::Array functions = Napi::Array::New(env);
+  for (int i = 0; i < kHookCount && plan.ok; ++i) {
+    const arch::FunctionPlan& function = plan.functions[i];
+    Napi::Object entry = Napi::Object::New(env);
+    entry.Set("name", kHookNames[i]);
+    entry.Set("symbol", function.symbol);
+    entry.Set("offset", static_cast<double>(function.functionOffset));
+    entry.Set("patchOffset", function.patchAt);
+    entry.Set("displacedLength", function.displacedLength);
+    entry.Set("mode", function.mode == kSyscall ? "syscall" : "trampoline");
+    if (!function.reason.empty()) entry.Set("reason", function.reason);
+    entry.Set("relocations", function.relocations);
+    entry.Set("trampoline", Napi::Buffer<uint8_t>::Copy(env, function.trampoline, function.trampolineLength));
+    functions.Set(static_cast<uint32_t>(i), entry);
+  }
+  report.Set("functions", functions);
+#else
+  (void)forceSyscall;
+  report.Set("ok", false);
+  report.Set("error", "unsupported architecture");
+  report.Set("freeBytes", 0);
+  report.Set("neededBytes", 0);
+  report.Set("functions", Napi::Array::New(env));
+#endif
+  return report;
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("arch", arch::kName);
+  exports.Set("version", TIMESKEW_VERSION);
+#if defined(__x86_64__)
+  if (!arch::payloadLayoutIsConsistent()) {
+    Napi::Error::New(env, "timeskew: payload layout mismatch (build error)").ThrowAsJavaScriptException();
+    return exports;
+  }
+#endif
+  exports.Set("install", Napi::Function::New(env, Install));
+  exports.Set("update", Napi::Function::New(env, Update));
+  exports.Set("restore", Napi::Function::New(env, Restore));
+  exports.Set("restoreSync", Napi::Function::New(env, RestoreSync));
+  exports.Set("inspect", Napi::Function::New(env, Inspect));
+  exports.Set("planImage", Napi::Function::New(env, PlanImage));
+  return exports;
+}
+
+}  // namespace timeskew
+
+static Napi::Object InitTimeskew(Napi::Env env, Napi::Object exports) {
+  return timeskew::Init(env, exports);
+}
+
+NODE_API_MODULE(timeskew, InitTimeskew)

@@ -1,0 +1,169 @@
+#include "stop_world.h"
+
+#include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <string>
+
+#include "arch.h"
+
+namespace timeskew {
+
+uint64_t monotonicNowNs() {
+  struct timespec now;
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  return uint64_t(now.tv_sec) * 1000000000u + uint64_t(now.tv_nsec);
+}
+
+namespace {
+
+bool contains(const std::vector<pid_t>& list, pid_t tid) {
+  return std::find(list.begin(), list.end(), tid) != list.end();
+}
+
+int waitForThread(pid_t tid, int& status) {
+  for (;;) {
+    pid_t got = ::waitpid(tid, &status, __WALL);
+    if (got >= 0 || errno != EINTR) return got;
+  }
+}
+
+Status seizeFailure(pid_t pid, pid_t tid, int error) {
+  const pid_t tracer = readTracer(pid, tid);
+  if (tracer > 0) {
+    std::string hint = "process " + std::to_string(tracer) +
+                       " is tracing it (a debugger, strace, or another timeskew call); detach it "
+                       "or wait for it to finish";
+    return failure("EBUSY", EBUSY, "ptrace", hint.c_str(), "thread %d is already traced by %d",
+                   tid, tracer);
+  }
+  ProcessInfo info;
+  if (!readProcessInfo(pid, info) || info.state == 'Z' || info.state == 'X') {
+    return failure("ESRCH", ESRCH, "ptrace", "the process exited", "process %d exited", pid);
+  }
+  return systemFailure(error, "ptrace", "PTRACE_SEIZE");
+}
+
+}  // namespace
+
+Status StoppedProcess::seizeBatch(const std::vector<pid_t>& batch, std::vector<pid_t>& seized) {
+  for (pid_t tid : batch) {
+    if (::ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
+      if (errno == ESRCH) continue;  // the thread exited in the meantime
+      return seizeFailure(pid_, tid, errno);
+    }
+    attached_.push_back(tid);
+    seized.push_back(tid);
+  }
+  // Interrupt the whole batch before waiting for any: waiting one by one would let the
+  // still-running threads of a busy process fight us for the CPU.
+  const uint64_t now = monotonicNowNs();
+  for (pid_t tid : seized) ::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
+  for (pid_t tid : seized) {
+    StoppedThread thread;
+    thread.tid = tid;
+    thread.interruptedAtNs = now;
+    threads_.push_back(thread);
+  }
+  return Status::success();
+}
+
+void StoppedProcess::awaitStops(const std::vector<pid_t>& seized) {
+  for (pid_t tid : seized) {
+    auto thread = std::find_if(threads_.begin(), threads_.end(),
+                               [tid](const StoppedThread& t) { return t.tid == tid; });
+    int status = 0;
+    const bool stopped = waitForThread(tid, status) == tid && WIFSTOPPED(status);
+    if (firstStopNs_ == 0) firstStopNs_ = monotonicNowNs();
+    if (!stopped) {
+      // Exited (or reaped by its real parent): nothing to release.
+      attached_.erase(std::remove(attached_.begin(), attached_.end(), tid), attached_.end());
+      threads_.erase(thread);
+      continue;
+    }
+    const int event = status >> 16;
+    if (event == 0) thread->pendingSignal = WSTOPSIG(status);
+  }
+}
+
+Status StoppedProcess::stop(pid_t pid) {
+  pid_ = pid;
+  std::vector<pid_t> seen;
+  std::vector<pid_t> listed;
+  for (;;) {
+    if (!listThreads(pid, listed)) {
+      release();
+      return systemFailure(errno == ENOENT ? ESRCH : errno, "open", "/proc/PID/task");
+    }
+    std::vector<pid_t> batch;
+    for (pid_t tid : listed) {
+      if (!contains(seen, tid)) batch.push_back(tid);
+    }
+    if (batch.empty()) break;  // every thread that exists is stopped: none can create more
+    seen.insert(seen.end(), batch.begin(), batch.end());
+    std::vector<pid_t> seized;
+    Status status = seizeBatch(batch, seized);
+    awaitStops(seized);
+    if (!status.ok) {
+      release();
+      return status;
+    }
+  }
+  if (threads_.empty()) {
+    release();
+    return failure("ESRCH", ESRCH, "ptrace", "the process exited", "process %d exited", pid);
+  }
+  return Status::success();
+}
+
+StepOutcome StoppedProcess::stepOutOf(StoppedThread& thread, const AddressRange& range,
+                                      int maxSteps) {
+  if (thread.pendingSignal != 0) return StepOutcome::kSignal;
+  for (int step = 0; step < maxSteps; ++step) {
+    uint64_t ip = 0;
+    if (!arch::readInstructionPointer(thread.tid, ip)) return StepOutcome::kFailed;
+    if (!range.contains(ip)) return StepOutcome::kOutside;
+    if (::ptrace(PTRACE_SINGLESTEP, thread.tid, nullptr, nullptr) != 0) {
+      return errno == ESRCH ? StepOutcome::kGone : StepOutcome::kFailed;
+    }
+    int status = 0;
+    if (waitForThread(thread.tid, status) != thread.tid || !WIFSTOPPED(status)) {
+      attached_.erase(std::remove(attached_.begin(), attached_.end(), thread.tid),
+                      attached_.end());
+      return StepOutcome::kGone;
+    }
+    const int event = status >> 16;
+    const int signal = WSTOPSIG(status);
+    if (event == 0 && signal != SIGTRAP) {
+      thread.pendingSignal = signal;
+      return StepOutcome::kSignal;
+    }
+  }
+  return StepOutcome::kTooLong;
+}
+
+void StoppedProcess::release() {
+  if (attached_.empty()) return;
+  // One tight burst: released threads that spin on the clock compete with us for the CPU.
+  for (pid_t tid : attached_) {
+    int signal = 0;
+    for (const StoppedThread& thread : threads_) {
+      if (thread.tid == tid) signal = thread.pendingSignal;
+    }
+    ::ptrace(PTRACE_DETACH, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(signal)));
+  }
+  releasedNs_ = monotonicNowNs();
+  for (const StoppedThread& thread : threads_) {
+    if (thread.interruptedAtNs != 0) {
+      maxThreadPauseNs_ = std::max(maxThreadPauseNs_, releasedNs_ - thread.interruptedAtNs);
+    }
+  }
+  attached_.clear();
+}
+
+}  // namespace timeskew

@@ -1,0 +1,61 @@
+// Stop-the-world for one process: every thread seized (PTRACE_SEIZE, no SIGSTOP, no EXITKILL)
+// and interrupted, the task list re-read until no thread appears that is not stopped. The
+// destructor releases every thread on every path, so an error can never leave the target stopped.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "proc.h"
+#include "status.h"
+
+namespace timeskew {
+
+struct StoppedThread {
+  pid_t tid = 0;
+  // A signal the thread stopped with (signal-delivery-stop): handed back to it on release, so
+  // that no signal is ever lost because of us.
+  int pendingSignal = 0;
+  uint64_t interruptedAtNs = 0;
+};
+
+enum class StepOutcome { kOutside, kGone, kSignal, kTooLong, kFailed };
+
+class StoppedProcess {
+ public:
+  StoppedProcess() = default;
+  StoppedProcess(const StoppedProcess&) = delete;
+  StoppedProcess& operator=(const StoppedProcess&) = delete;
+  ~StoppedProcess() { release(); }
+
+  Status stop(pid_t pid);
+  void release();
+
+  pid_t pid() const { return pid_; }
+  std::vector<StoppedThread>& threads() { return threads_; }
+
+  // Single-steps a thread until its instruction pointer leaves `range`. Gives up when a signal
+  // arrives (it is kept pending for release) rather than run a handler on top of hook code.
+  StepOutcome stepOutOf(StoppedThread& thread, const AddressRange& range, int maxSteps);
+
+  uint64_t firstStopNs() const { return firstStopNs_; }
+  uint64_t releasedNs() const { return releasedNs_; }
+  uint64_t maxThreadPauseNs() const { return maxThreadPauseNs_; }
+
+ private:
+  Status seizeBatch(const std::vector<pid_t>& batch, std::vector<pid_t>& seized);
+  void awaitStops(const std::vector<pid_t>& seized);
+
+  pid_t pid_ = 0;
+  std::vector<StoppedThread> threads_;
+  std::vector<pid_t> attached_;  // seized, not yet released (may include threads not yet waited)
+  uint64_t firstStopNs_ = 0;
+  uint64_t releasedNs_ = 0;
+  uint64_t maxThreadPauseNs_ = 0;
+};
+
+uint64_t monotonicNowNs();
+
+}  // namespace timeskew

@@ -1,0 +1,181 @@
+#if defined(__x86_64__)
+#include "x86_64/payload.h"
+
+#define TS_STR2(x) #x
+#define TS_STR(x) TS_STR2(x)
+
+// Assembled into our own read-only data: it is never run here, only copied into targets. Every
+// reference inside it is RIP-relative to another part of the same blob, so it works wherever the
+// blob lands. `LOAD_SLOT` leaves the control word in %rcx and the active slot's address in %r8.
+__asm__(
+    ".pushsection .rodata.timeskew_payload, \"a\"\n"
+    ".balign 64\n"
+    ".globl timeskew_x64_payload_start\n"
+    ".hidden timeskew_x64_payload_start\n"
+    "timeskew_x64_payload_start:\n"
+    "  .skip " TS_STR(TS_HEADER_SIZE) "\n"
+    ".Lcontrol: .quad 0\n"
+    ".Lquick_mask: .long 0, 0\n"
+    ".Lslots: .skip 2 * " TS_STR(TS_SLOT_SIZE) "\n"
+    "  .balign 16\n"
+    ".Ltramp_clock_gettime: .skip " TS_STR(TS_TRAMPOLINE_SIZE) "\n"
+    ".Ltramp_gettimeofday: .skip " TS_STR(TS_TRAMPOLINE_SIZE) "\n"
+    ".Ltramp_time: .skip " TS_STR(TS_TRAMPOLINE_SIZE) "\n"
+
+    ".macro TS_LOAD_SLOT\n"
+    "  movq .Lcontrol(%rip), %rcx\n"
+    "  movl %ecx, %edx\n"
+    "  andl $1, %edx\n"
+    "  imull $" TS_STR(TS_SLOT_SIZE) ", %edx, %edx\n"
+    "  leaq .Lslots(%rip), %r8\n"
+    "  addq %rdx, %r8\n"
+    ".endm\n"
+
+    // int clock_gettime(clockid_t id /*edi*/, struct timespec *ts /*rsi*/)
+    "  .balign 8\n"
+    ".Lfake_clock_gettime:\n"
+    "  cmpl $" TS_STR(TS_CLOCK_COUNT) ", %edi\n"  // unsigned: dynamic (negative) ids pass too
+    "  jae .Ltramp_clock_gettime\n"
+    "  btl %edi, .Lquick_mask(%rip)\n"
+    "  jnc .Ltramp_clock_gettime\n"
+    "  pushq %rbx\n"
+    "  pushq %r12\n"
+    "  subq $8, %rsp\n"  // keep the ABI's 16-byte alignment at the call
+    "  movl %edi, %ebx\n"
+    "  movq %rsi, %r12\n"
+    "  call .Ltramp_clock_gettime\n"
+    "  testl %eax, %eax\n"
+    "  jnz 3f\n"
+    "1:\n"
+    "  TS_LOAD_SLOT\n"
+    "  movl " TS_STR(TS_SLOT_MASK) "(%r8), %r11d\n"
+    "  movq " TS_STR(TS_SLOT_SEC) "(%r8,%rbx,8), %r9\n"
+    "  movl " TS_STR(TS_SLOT_NSEC) "(%r8,%rbx,4), %r10d\n"
+    "  cmpq .Lcontrol(%rip), %rcx\n"
+    "  jne 1b\n"
+    "  btl %ebx, %r11d\n"
+    "  jnc 3f\n"  // deselected meanwhile: the real time is a correct answer
+    "  addq %r9, (%r12)\n"
+    "  addq 8(%r12), %r10\n"
+    "  cmpq $1000000000, %r10\n"
+    "  jl 2f\n"
+    "  subq $1000000000, %r10\n"
+    "  incq (%r12)\n"
+    "2:\n"
+    "  movq %r10, 8(%r12)\n"
+    "3:\n"
+    "  addq $8, %rsp\n"
+    "  popq %r12\n"
+    "  popq %rbx\n"
+    "  ret\n"
+
+    // int gettimeofday(struct timeval *tv /*rdi*/, struct timezone *tz /*rsi*/)
+    "  .balign 8\n"
+    ".Lfake_gettimeofday:\n"
+    "  testq %rdi, %rdi\n"
+    "  jz .Ltramp_gettimeofday\n"
+    "  testb $1, .Lquick_mask(%rip)\n"
+    "  jz .Ltramp_gettimeofday\n"
+    "  pushq %rbx\n"
+    "  movq %rdi, %rbx\n"
+    "  call .Ltramp_gettimeofday\n"
+    "  testl %eax, %eax\n"
+    "  jnz 3f\n"
+    "1:\n"
+    "  TS_LOAD_SLOT\n"
+    "  movl " TS_STR(TS_SLOT_MASK) "(%r8), %r11d\n"
+    "  movq " TS_STR(TS_SLOT_SEC) "(%r8), %r9\n"
+    "  movl " TS_STR(TS_SLOT_USEC) "(%r8), %r10d\n"
+    "  cmpq .Lcontrol(%rip), %rcx\n"
+    "  jne 1b\n"
+    "  testl $1, %r11d\n"
+    "  jz 3f\n"
+    "  addq %r9, (%rbx)\n"
+    "  addq 8(%rbx), %r10\n"
+    "  cmpq $1000000, %r10\n"
+    "  jl 2f\n"
+    "  subq $1000000, %r10\n"
+    "  incq (%rbx)\n"
+    "2:\n"
+    "  movq %r10, 8(%rbx)\n"
+    "3:\n"
+    "  popq %rbx\n"
+    "  ret\n"
+
+    // time_t time(time_t *t /*rdi*/): the original is asked for the value only, so that *t is
+    // written once, already skewed.
+    "  .balign 8\n"
+    ".Lfake_time:\n"
+    "  testb $1, .Lquick_mask(%rip)\n"
+    "  jz .Ltramp_time\n"
+    "  pushq %rbx\n"
+    "  movq %rdi, %rbx\n"
+    "  xorl %edi, %edi\n"
+    "  call .Ltramp_time\n"
+    "1:\n"
+    "  TS_LOAD_SLOT\n"
+    "  movl " TS_STR(TS_SLOT_MASK) "(%r8), %r11d\n"
+    "  movq " TS_STR(TS_SLOT_SEC) "(%r8), %r9\n"
+    "  cmpq .Lcontrol(%rip), %rcx\n"
+    "  jne 1b\n"
+    "  testl $1, %r11d\n"
+    "  jz 2f\n"
+    "  addq %r9, %rax\n"
+    "2:\n"
+    "  testq %rbx, %rbx\n"
+    "  jz 3f\n"
+    "  movq %rax, (%rbx)\n"
+    "3:\n"
+    "  popq %rbx\n"
+    "  ret\n"
+    ".Lpayload_end:\n"
+
+    ".purgem TS_LOAD_SLOT\n"
+    ".balign 4\n"
+    ".globl timeskew_x64_payload_offsets\n"
+    ".hidden timeskew_x64_payload_offsets\n"
+    "timeskew_x64_payload_offsets:\n"
+    "  .long .Lpayload_end - timeskew_x64_payload_start\n"
+    "  .long .Lfake_clock_gettime - timeskew_x64_payload_start\n"
+    "  .long .Lfake_gettimeofday - timeskew_x64_payload_start\n"
+    "  .long .Lfake_time - timeskew_x64_payload_start\n"
+    "  .long .Ltramp_clock_gettime - timeskew_x64_payload_start\n"
+    "  .long .Ltramp_gettimeofday - timeskew_x64_payload_start\n"
+    "  .long .Ltramp_time - timeskew_x64_payload_start\n"
+    "  .long .Lcontrol - timeskew_x64_payload_start\n"
+    "  .long .Lslots - timeskew_x64_payload_start\n"
+    "  .long .Lquick_mask - timeskew_x64_payload_start\n"
+    ".popsection\n");
+
+extern "C" const uint8_t timeskew_x64_payload_start[];
+extern "C" const uint32_t timeskew_x64_payload_offsets[10];
+
+namespace timeskew::x86_64 {
+
+const PayloadLayout& payloadLayout() {
+  static const PayloadLayout layout = [] {
+    const uint32_t* offsets = timeskew_x64_payload_offsets;
+    PayloadLayout result{};
+    result.bytes = timeskew_x64_payload_start;
+    result.size = offsets[0];
+    for (int i = 0; i < kHookCount; ++i) {
+      result.fakeOffset[i] = offsets[1 + i];
+      result.trampolineOffset[i] = offsets[4 + i];
+    }
+    return result;
+  }();
+  return layout;
+}
+
+// The C++ layout and the assembly must agree; checked once when the addon loads.
+bool payloadLayoutIsConsistent() {
+  const uint32_t* offsets = timeskew_x64_payload_offsets;
+  return offsets[7] == TS_CONTROL_OFFSET && offsets[8] == TS_SLOTS_OFFSET &&
+         offsets[9] == TS_QUICK_MASK_OFFSET &&
+         offsets[4] == TS_TRAMPOLINES_OFFSET &&
+         offsets[5] == TS_TRAMPOLINES_OFFSET + TS_TRAMPOLINE_SIZE &&
+         offsets[6] == TS_TRAMPOLINES_OFFSET + 2 * TS_TRAMPOLINE_SIZE;
+}
+
+}  // namespace timeskew::x86_64
+#endif

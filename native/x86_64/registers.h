@@ -1,0 +1,14 @@
+// Register access for stopped tracees: the only registers timeskew ever changes is the
+// instruction pointer of a thread found inside bytes it rewrites.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+
+namespace timeskew::x86_64 {
+
+bool readInstructionPointer(pid_t tid, uint64_t& ip);
+bool writeInstructionPointer(pid_t tid, uint64_t ip);
+
+}  // namespace timeskew::x86_64

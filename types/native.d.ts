@@ -1,0 +1,101 @@
+// The private shape of the compiled addon (build/Release/timeskew.node), loaded by lib/native.ts.
+// Everything here is internal: the public API is lib/index.ts.
+
+/** The vDSO entry points that timeskew hooks. */
+export type HookedFunction = 'clock_gettime' | 'gettimeofday' | 'time';
+
+/** How a fake obtains the real time: by running the original vDSO code, or by a raw syscall. */
+export type HookMode = 'trampoline' | 'syscall';
+
+/** Offsets for clock ids 0..11. `mask` bit i selects clock id i; bit 0 also drives gettimeofday and time. */
+export interface NativeClockTable {
+  mask: number;
+  /** 12 entries, nanoseconds, one per clock id 0..11 (ignored where the mask bit is clear). */
+  offsetsNs: bigint[];
+}
+
+export interface NativeInstallRequest extends NativeClockTable {
+  pid: number;
+  /** Replace a skew that is already installed instead of failing with EBUSY. */
+  replace: boolean;
+  /** Use the syscall fallback even where the trampoline would work (benchmarks, broken kernels). */
+  forceSyscall: boolean;
+}
+
+export interface NativeOperationReport {
+  /** Threads that were stopped. */
+  threads: number;
+  /** Threads found inside rewritten bytes and moved (install) or stepped out (restore). */
+  movedThreads: number;
+  /** First thread stopped to last thread released, nanoseconds. */
+  pauseNs: number;
+  /** Longest time any single thread was stopped, nanoseconds. */
+  maxThreadPauseNs: number;
+}
+
+export interface NativeInstallResult extends NativeOperationReport {
+  modes: Record<HookedFunction, HookMode>;
+}
+
+export interface NativeRestoreResult extends NativeOperationReport {
+  /** false when there was no skew installed. */
+  restored: boolean;
+  /** true when a thread could not be stepped out of the hook code, so the (inactive) code was left in place. */
+  codeRetained: boolean;
+}
+
+export interface NativeStatus extends NativeClockTable {
+  /** timeskew version that installed the skew. */
+  version: string;
+  /** Layout version of the in-target state. */
+  layout: number;
+  installerPid: number;
+  modes: Record<HookedFunction, HookMode>;
+  /** false when restored but the inactive hook code had to stay (see NativeRestoreResult.codeRetained). */
+  active: boolean;
+}
+
+/** Result of planning hooks on a vDSO image without touching any process (unit tests, diagnostics). */
+export interface NativePlanReport {
+  ok: boolean;
+  error?: string;
+  /** Zero bytes available at the end of the image for timeskew's code and state. */
+  freeBytes: number;
+  /** Bytes timeskew needs there. */
+  neededBytes: number;
+  functions: Array<{
+    name: HookedFunction;
+    symbol: string;
+    offset: number;
+    /** Offset of the 5-byte jump from the function start (4 when the function starts with endbr64). */
+    patchOffset: number;
+    /** Bytes of original code displaced into the trampoline. */
+    displacedLength: number;
+    mode: HookMode;
+    /** Why the syscall fallback was chosen, when it was. */
+    reason?: string;
+    /** Number of RIP-relative operands and relative branches that were re-targeted. */
+    relocations: number;
+  }>;
+}
+
+export interface NativeError extends Error {
+  code: string;
+  errno?: number;
+  syscall?: string;
+  pid?: number;
+  hint?: string;
+}
+
+export interface NativeBinding {
+  /** Machine architecture the addon was built for ('x64'); other architectures report ENOTSUP. */
+  readonly arch: string;
+  readonly version: string;
+  install(request: NativeInstallRequest): Promise<NativeInstallResult>;
+  /** Rewrites offsets and mask in place without stopping the target. */
+  update(pid: number, table: NativeClockTable): Promise<void>;
+  restore(pid: number): Promise<NativeRestoreResult>;
+  restoreSync(pid: number): NativeRestoreResult;
+  inspect(pid: number): Promise<NativeStatus | null>;
+  planImage(image: Uint8Array, forceSyscall: boolean): NativePlanReport;
+}
