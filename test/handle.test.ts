@@ -1,0 +1,309 @@
+// The JS layers above the engine (skewClock, SkewHandle, restoreClock, inspectClock) against a fake
+// binding: what reaches the engine, and how its answers and failures come back. No addon needed.
+
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type {
+  NativeBinding,
+  NativeClockTable,
+  NativeInstallRequest,
+  NativeInstallResult,
+  NativeRestoreResult,
+  NativeStatus,
+} from '../types/native';
+import { TimeSkewError, inspectClock, restoreClock, skewClock } from '../lib/index';
+import { setBindingForTesting } from '../lib/native';
+
+const PID = 31337;
+
+const report = { threads: 3, movedThreads: 0, pauseNs: 1000, maxThreadPauseNs: 900 };
+const installResult: NativeInstallResult = {
+  ...report,
+  modes: { clock_gettime: 'trampoline', gettimeofday: 'trampoline', time: 'syscall' },
+};
+const restoreResult: NativeRestoreResult = { ...report, restored: true, codeRetained: false };
+
+function nativeError(code: string, message = `${code} from the engine`): Error {
+  return Object.assign(new Error(message), { code, pid: PID });
+}
+
+function fakeBinding() {
+  return {
+    arch: 'x64',
+    version: '0.1.0-test',
+    install: vi.fn(async (_request: NativeInstallRequest): Promise<NativeInstallResult> => installResult),
+    update: vi.fn(async (_pid: number, _table: NativeClockTable): Promise<void> => undefined),
+    restore: vi.fn(async (_pid: number): Promise<NativeRestoreResult> => restoreResult),
+    restoreSync: vi.fn((_pid: number): NativeRestoreResult => restoreResult),
+    inspect: vi.fn(async (_pid: number): Promise<NativeStatus | null> => null),
+    planImage: vi.fn(),
+  };
+}
+
+let fake: ReturnType<typeof fakeBinding>;
+beforeEach(() => {
+  fake = fakeBinding();
+  setBindingForTesting(fake as unknown as NativeBinding);
+});
+afterEach(() => setBindingForTesting(undefined));
+
+async function rejection(promise: Promise<unknown>): Promise<TimeSkewError> {
+  const err = await promise.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(TimeSkewError);
+  return err as TimeSkewError;
+}
+
+describe('skewClock', () => {
+  it('sends the resolved table to install and returns a handle describing it', async () => {
+    const handle = await skewClock(PID, { offset: '-10m', clockIds: ['CLOCK_MONOTONIC', 'CLOCK_REALTIME'] });
+    expect(fake.install).toHaveBeenCalledTimes(1);
+    expect(fake.install.mock.calls[0]![0]).toEqual({
+      pid: PID,
+      mask: 0b11,
+      offsetsNs: [-600_000_000_000n, -600_000_000_000n, ...Array<bigint>(10).fill(0n)],
+      replace: false,
+      forceSyscall: false,
+    });
+    expect(handle.pid).toBe(PID);
+    expect(handle.offsetNs).toBe(-600_000_000_000n);
+    expect(handle.clockIds).toEqual(['CLOCK_REALTIME', 'CLOCK_MONOTONIC']);
+    expect(handle.mode).toEqual(installResult.modes);
+    expect(Object.isFrozen(handle.mode)).toBe(true);
+    expect(handle.restored).toBe(false);
+    expect(handle.lastReport).toBe(installResult);
+  });
+
+  it('passes replace and forceSyscall', async () => {
+    await skewClock(PID, { sec: 1, replace: true, forceSyscall: true });
+    expect(fake.install.mock.calls[0]![0]).toMatchObject({ replace: true, forceSyscall: true });
+  });
+
+  it('rejects a bad pid or bad options before touching the engine', async () => {
+    expect((await rejection(skewClock(0, { offset: '1s' }))).code).toBe('EINVAL');
+    expect((await rejection(skewClock(-1 as number, { sec: Infinity }))).message).toContain('pid');
+    expect((await rejection(skewClock(PID, { offset: '1 s' }))).code).toBe('EINVAL');
+    expect((await rejection(skewClock(PID, {}))).code).toBe('EINVAL');
+    expect(fake.install).not.toHaveBeenCalled();
+  });
+
+  it('turns engine failures into TimeSkewError, sync or async', async () => {
+    fake.install.mockRejectedValueOnce(nativeError('EBUSY'));
+    const busy = await rejection(skewClock(PID, { offset: '1s' }));
+    expect(busy.code).toBe('EBUSY');
+    expect(busy.pid).toBe(PID);
+    expect(busy.cause).toBeInstanceOf(Error);
+
+    fake.install.mockImplementationOnce(() => {
+      throw nativeError('ENOSPC');
+    });
+    expect((await rejection(skewClock(PID, { offset: '1s' }))).code).toBe('ENOSPC');
+
+    fake.install.mockRejectedValueOnce(new TypeError('napi: expected bigint'));
+    expect((await rejection(skewClock(PID, { offset: '1s' }))).code).toBe('EUNKNOWN');
+  });
+});
+
+describe('SkewHandle.update', () => {
+  it('rewrites the table, keeping what is not given', async () => {
+    const handle = await skewClock(PID, { offset: '1s', clockIds: ['CLOCK_BOOTTIME'] });
+    await handle.update({ offset: '-2s' });
+    expect(fake.update).toHaveBeenLastCalledWith(PID, expect.objectContaining({ mask: 1 << 7 }));
+    expect(fake.update.mock.calls[0]![1]).toMatchObject({ offsetsNs: expect.arrayContaining([-2_000_000_000n]) });
+    expect(handle.offsetNs).toBe(-2_000_000_000n);
+    expect(handle.clockIds).toEqual(['CLOCK_BOOTTIME']);
+
+    await handle.update({ clockIds: ['CLOCK_TAI'] });
+    expect(handle.offsetNs).toBe(-2_000_000_000n);
+    expect(handle.clockIds).toEqual(['CLOCK_TAI']);
+    expect(fake.install).toHaveBeenCalledTimes(1); // no re-injection
+  });
+
+  it('runs concurrent updates in order, each on top of the one before', async () => {
+    const handle = await skewClock(PID, { offset: '1s' });
+    const first = handle.update({ offset: '5s' });
+    const second = handle.update({ clockIds: ['CLOCK_MONOTONIC'] });
+    await Promise.all([first, second]);
+    expect(handle.offsetNs).toBe(5_000_000_000n);
+    expect(handle.clockIds).toEqual(['CLOCK_MONOTONIC']);
+    expect(fake.update.mock.calls[1]![1]).toMatchObject({ mask: 0b10 });
+  });
+
+  it('rejects bad options without calling the engine, and keeps the state on failure', async () => {
+    const handle = await skewClock(PID, { offset: '1s' });
+    expect((await rejection(handle.update({ offset: 'later' }))).code).toBe('EINVAL');
+    expect((await rejection(handle.update({ replace: true } as object))).code).toBe('EINVAL');
+    expect(fake.update).not.toHaveBeenCalled();
+
+    fake.update.mockRejectedValueOnce(nativeError('EIO'));
+    expect((await rejection(handle.update({ offset: '9s' }))).code).toBe('EIO');
+    expect(handle.offsetNs).toBe(1_000_000_000n);
+    await handle.update({ offset: '2s' }); // a failure does not jam the queue
+    expect(handle.offsetNs).toBe(2_000_000_000n);
+  });
+
+  it('rejects with EINVAL once restored', async () => {
+    const handle = await skewClock(PID, { offset: '1s' });
+    await handle.restore();
+    const err = await rejection(handle.update({ offset: '2s' }));
+    expect(err.code).toBe('EINVAL');
+    expect(err.message).toContain('handle already restored');
+  });
+
+  it('marks the handle restored when the target has exited', async () => {
+    const handle = await skewClock(PID, { offset: '1s' });
+    fake.update.mockRejectedValueOnce(nativeError('ESRCH'));
+    expect((await rejection(handle.update({ offset: '2s' }))).code).toBe('ESRCH');
+    expect(handle.restored).toBe(true);
+    await handle.restore();
+    expect(fake.restore).not.toHaveBeenCalled();
+  });
+});
+
+describe('SkewHandle.restore', () => {
+  it('restores once, however often and concurrently it is called', async () => {
+    const handle = await skewClock(PID, { offset: '1s' });
+    const a = handle.restore();
+    const b = handle.restore();
+    expect(b).toBe(a);
+    await Promise.all([a, b, handle.restore()]);
+    await handle.restore();
+    handle.restoreSync();
+    expect(fake.restore).toHaveBeenCalledTimes(1);
+    expect(fake.restoreSync).not.toHaveBeenCalled();
+    expect(handle.restored).toBe(true);
+    expect(handle.lastReport).toBe(restoreResult);
+  });
+
+  it('waits for queued updates first', async () => {
+    const handle = await skewClock(PID, { offset: '1s' });
+    let finishUpdate!: () => void;
+    fake.update.mockImplementationOnce(() => new Promise<void>((resolve) => (finishUpdate = resolve)));
+    const updating = handle.update({ offset: '2s' });
+    const restoring = handle.restore();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(fake.restore).not.toHaveBeenCalled();
+    finishUpdate();
+    await Promise.all([updating, restoring]);
+    expect(fake.restore).toHaveBeenCalledTimes(1);
+  });
+
+  it('counts a target that has exited as restored', async () => {
+    const handle = await skewClock(PID, { offset: '1s' });
+    fake.restore.mockRejectedValueOnce(nativeError('ESRCH'));
+    await handle.restore();
+    expect(handle.restored).toBe(true);
+  });
+
+  it('can be retried after a failure', async () => {
+    const handle = await skewClock(PID, { offset: '1s' });
+    fake.restore.mockRejectedValueOnce(nativeError('EPERM'));
+    expect((await rejection(handle.restore())).code).toBe('EPERM');
+    expect(handle.restored).toBe(false);
+    await handle.restore();
+    expect(handle.restored).toBe(true);
+    expect(fake.restore).toHaveBeenCalledTimes(2);
+  });
+
+  it('is what await using calls', async () => {
+    {
+      await using handle = await skewClock(PID, { offset: '1s' });
+      expect(handle.restored).toBe(false);
+    }
+    expect(fake.restore).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('SkewHandle.restoreSync', () => {
+  it('restores once and makes restore() a no-op', async () => {
+    const handle = await skewClock(PID, { offset: '1s' });
+    handle.restoreSync();
+    handle.restoreSync();
+    await handle.restore();
+    expect(fake.restoreSync).toHaveBeenCalledTimes(1);
+    expect(fake.restore).not.toHaveBeenCalled();
+    expect(handle.restored).toBe(true);
+  });
+
+  it('swallows ESRCH and throws anything else as TimeSkewError', async () => {
+    const gone = await skewClock(PID, { offset: '1s' });
+    fake.restoreSync.mockImplementationOnce(() => {
+      throw nativeError('ESRCH');
+    });
+    gone.restoreSync();
+    expect(gone.restored).toBe(true);
+
+    const stuck = await skewClock(PID, { offset: '1s' });
+    fake.restoreSync.mockImplementationOnce(() => {
+      throw nativeError('ETIMEDOUT');
+    });
+    expect(() => stuck.restoreSync()).toThrow(TimeSkewError);
+    expect(stuck.restored).toBe(false);
+  });
+
+  it('refuses to race an asynchronous restore', async () => {
+    const handle = await skewClock(PID, { offset: '1s' });
+    const restoring = handle.restore();
+    expect(() => handle.restoreSync()).toThrow(expect.objectContaining({ code: 'EBUSY' }));
+    await restoring;
+    handle.restoreSync(); // done by now: a no-op
+    expect(fake.restoreSync).not.toHaveBeenCalled();
+  });
+});
+
+describe('restoreClock', () => {
+  it('reports whether something was removed', async () => {
+    expect(await restoreClock(PID)).toBe(true);
+    fake.restore.mockResolvedValueOnce({ ...restoreResult, restored: false });
+    expect(await restoreClock(PID)).toBe(false);
+  });
+
+  it('answers false for a process that does not exist', async () => {
+    fake.restore.mockRejectedValueOnce(nativeError('ESRCH'));
+    expect(await restoreClock(PID)).toBe(false);
+  });
+
+  it('rejects other failures and bad pids', async () => {
+    fake.restore.mockRejectedValueOnce(nativeError('EPERM'));
+    expect((await rejection(restoreClock(PID))).code).toBe('EPERM');
+    expect((await rejection(restoreClock(1.5))).code).toBe('EINVAL');
+  });
+});
+
+describe('inspectClock', () => {
+  it('answers null when nothing is installed', async () => {
+    expect(await inspectClock(PID)).toBeNull();
+  });
+
+  it('names the skewed clocks and their offsets', async () => {
+    const offsetsNs = Array<bigint>(12).fill(0n);
+    offsetsNs[1] = -5n;
+    offsetsNs[11] = 7n;
+    offsetsNs[3] = 99n; // not selected by the mask: must not show up
+    fake.inspect.mockResolvedValueOnce({
+      mask: (1 << 1) | (1 << 11),
+      offsetsNs,
+      version: '0.1.0',
+      layout: 1,
+      installerPid: 1234,
+      modes: installResult.modes,
+      active: true,
+    });
+    expect(await inspectClock(PID)).toEqual({
+      pid: PID,
+      version: '0.1.0',
+      installerPid: 1234,
+      active: true,
+      clocks: { CLOCK_MONOTONIC: -5n, CLOCK_TAI: 7n },
+      mode: installResult.modes,
+    });
+  });
+
+  it('rejects ESRCH for a process that does not exist', async () => {
+    fake.inspect.mockRejectedValueOnce(nativeError('ESRCH'));
+    expect((await rejection(inspectClock(PID))).code).toBe('ESRCH');
+  });
+});

@@ -1,0 +1,72 @@
+// The hook planner on real vDSO images: every x86_64 kernel in the corpus and the live kernel
+// must get the fast path (trampoline) for all three functions. Pure: no process is touched.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { binding } from './support/binding';
+import { readVdso } from './support/vdso';
+
+const corpusDir = path.join(__dirname, '..', '..', 'shared', 'fixtures', 'vdso');
+const corpus = existsSync(corpusDir) ? readdirSync(corpusDir).filter((f) => f.endsWith('.so')) : [];
+const x86Images: Array<[string, Buffer]> = [
+  ...corpus.filter((f) => f.startsWith('x86_64')).map((f): [string, Buffer] => [f, readFileSync(path.join(corpusDir, f))]),
+  ['live vDSO of this machine', readVdso('self')],
+];
+
+const HOOKED = ['clock_gettime', 'gettimeofday', 'time'];
+
+describe.each(x86Images)('planner on %s', (_name, image) => {
+  it('hooks clock_gettime, gettimeofday and time on the trampoline path', () => {
+    const plan = binding.planImage(image, false);
+    expect(plan.error).toBeUndefined();
+    expect(plan.ok).toBe(true);
+    expect(plan.functions.map((f) => f.name)).toEqual(HOOKED);
+    for (const fn of plan.functions) {
+      expect(fn.mode, `${fn.name}: ${fn.reason}`).toBe('trampoline');
+      expect(fn.displacedLength).toBeGreaterThanOrEqual(5);
+    }
+    expect(plan.neededBytes).toBeLessThanOrEqual(plan.freeBytes);
+  });
+
+  it('keeps an endbr64 landing pad in place', () => {
+    const plan = binding.planImage(image, false);
+    for (const fn of plan.functions) {
+      const startsWithEndbr = image.subarray(fn.offset, fn.offset + 4).equals(Buffer.from([0xf3, 0x0f, 0x1e, 0xfa]));
+      expect(fn.patchOffset).toBe(startsWithEndbr ? 4 : 0);
+    }
+  });
+
+  it('re-targets RIP-relative operands in displaced code (time reads the vvar page)', () => {
+    const plan = binding.planImage(image, false);
+    const time = plan.functions.find((f) => f.name === 'time')!;
+    expect(time.relocations).toBeGreaterThan(0);
+  });
+
+  it('falls back to a syscall stub only when asked', () => {
+    const plan = binding.planImage(image, true);
+    expect(plan.ok).toBe(true);
+    for (const fn of plan.functions) expect(fn.mode).toBe('syscall');
+  });
+});
+
+describe('planner refuses what it cannot hook', () => {
+  const arm = corpus.filter((f) => f.startsWith('aarch64'));
+  it.runIf(arm.length > 0)('refuses arm64 images (not yet supported)', () => {
+    for (const f of arm) {
+      const plan = binding.planImage(readFileSync(path.join(corpusDir, f)), false);
+      expect(plan.ok).toBe(false);
+      expect(plan.error).toMatch(/x86_64/);
+    }
+  });
+
+  it('refuses bytes that are not an ELF image', () => {
+    const plan = binding.planImage(Buffer.alloc(8192), false);
+    expect(plan.ok).toBe(false);
+  });
+
+  it('refuses an image whose padding is too small for the hook', () => {
+    const live = readVdso('self');
+    const plan = binding.planImage(live.subarray(0, live.length - 1024), false);
+    expect(plan.ok).toBe(false);
+  });
+});

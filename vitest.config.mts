@@ -1,0 +1,16 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    globalSetup: ['test/support/global-setup.ts'],
+    // Child processes, not worker threads: ptrace and signals act on whole
+    // processes, and a worker thread would share its pid with the runner.
+    pool: 'forks',
+    // Tests ptrace victims and measure elapsed time; parallel files would
+    // contend for CPUs and turn timing slack into flakes.
+    fileParallelism: false,
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+  },
+});
