@@ -10,6 +10,7 @@
 //   expect <offset_ns>   -> "ok"; the spinners also accept this offset from now on
 //   stats                -> "reads=<n> bad=<n> first_bad=<desc|none>"
 //   stop                 -> "stopped reads=<n> bad=<n>"
+//   edge                 -> how the clock calls behave at their edges (see print_edges)
 //   exit <code>          -> no reply, _exit(code)
 //   EOF                  -> exit 0
 // argv "--once": print one `now` line and exit 0 (the target of `exec`).
@@ -188,6 +189,30 @@ static pid_t wait_child(pid_t pid) {
   return pid;
 }
 
+// The corners a fake must get right: what the original returns for a bad clock id, NULL
+// arguments, and clocks it must pass through untouched (CPU-time clocks, dynamic negative ids).
+static void print_edges(void) {
+  struct timespec ts;
+  errno = 0;
+  int bad_ret = clock_gettime((clockid_t)100, &ts);
+  int bad_errno = errno;
+  struct timezone tz;
+  memset(&tz, 0x55, sizeof tz);
+  struct timeval *volatile no_tv = NULL;  // glibc declares tv nonnull; the vDSO accepts NULL
+  int gtod_null_ret = gettimeofday(no_tv, &tz);
+  time_t stored = 0;
+  time_t returned = time(&stored);
+  clockid_t self_cpu;
+  clock_getcpuclockid(0, &self_cpu);
+  printf("bad_clock_ret=%d bad_clock_errno=%d gtod_null_tv_ret=%d tz_minuteswest=%d time_ret=%lld "
+         "time_stored=%lld time_null=%lld process_cputime=%" PRId64 " thread_cputime=%" PRId64
+         " dynamic_clock_id=%d dynamic_cputime=%" PRId64 "\n",
+         bad_ret, bad_errno, gtod_null_ret, tz.tz_minuteswest, (long long)returned * NS_PER_SEC,
+         (long long)stored * NS_PER_SEC, (long long)time(NULL) * NS_PER_SEC,
+         clock_ns(CLOCK_PROCESS_CPUTIME_ID), clock_ns(CLOCK_THREAD_CPUTIME_ID), (int)self_cpu,
+         clock_ns(self_cpu));
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--once") == 0) {
     print_readings("");
@@ -202,6 +227,8 @@ int main(int argc, char **argv) {
     long long a1 = 0, a2 = 0;
     if (strcmp(line, "now") == 0) {
       print_readings("");
+    } else if (strcmp(line, "edge") == 0) {
+      print_edges();
     } else if (strcmp(line, "fork") == 0) {
       pid_t pid = fork(); // stdout is flushed after every line, so nothing is duplicated
       if (pid == 0) {

@@ -1,0 +1,117 @@
+// The target is a child_process of this very Node process. That is the awkward case for a ptrace
+// based engine: stops of a traced child can be reported to its parent, and libuv's SIGCHLD handler
+// would take such a stop for the child's exit (a false 'exit' event, a lost real one, a hung
+// waiter). Hundreds of skew/restore cycles must leave the ChildProcess object exactly as if nothing
+// had touched the child: no 'exit' until it really exits, then exactly one, with its real code.
+import { once } from 'node:events';
+import { setImmediate as nextTick } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { inspectClock, restoreClock, skewClock } from '../lib/index';
+import {
+  DEFAULT_SLACK_NS,
+  closeAllVictims,
+  expectWithin,
+  sampleClock,
+  spawnVictim,
+  type Victim,
+} from './support/victim';
+
+const SKEW_SEC = -600;
+const SKEW_NS = BigInt(SKEW_SEC) * 1_000_000_000n;
+
+afterEach(async () => {
+  await closeAllVictims();
+});
+
+interface ExitRecord {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** Records every 'exit' event of the child, attached before anything else touches it. */
+function watchExits(v: Victim): ExitRecord[] {
+  const exits: ExitRecord[] = [];
+  v.child.on('exit', (code, signal) => exits.push({ code, signal }));
+  return exits;
+}
+
+async function expectReal(v: Victim, key: string, label: string): Promise<void> {
+  const { before, value, after } = await sampleClock(v, key);
+  expectWithin(value, before, after, DEFAULT_SLACK_NS, label);
+}
+
+async function expectSkewed(v: Victim, key: string, label: string): Promise<void> {
+  const { before, value, after } = await sampleClock(v, key);
+  expectWithin(value, before + SKEW_NS, after + SKEW_NS, DEFAULT_SLACK_NS, label);
+}
+
+/**
+ * skewClock -> the victim reads ~600 s behind -> restore -> the victim reads the real time, `cycles`
+ * times. Every cycle also checks that the child is still alive as far as Node knows.
+ */
+async function skewRestoreCycles(v: Victim, key: string, cycles: number, exits: ExitRecord[]): Promise<void> {
+  for (let i = 0; i < cycles; i++) {
+    const handle = await skewClock(v.pid, { sec: SKEW_SEC });
+    expect(handle.pid).toBe(v.pid);
+    await expectSkewed(v, key, `cycle ${i}: skewed ${key}`);
+    await handle.restore();
+    expect(handle.restored).toBe(true);
+    await expectReal(v, key, `cycle ${i}: restored ${key}`);
+    // Fail at the first cycle that produced a false exit, not only at the end.
+    if (exits.length !== 0) {
+      throw new Error(`cycle ${i}: child ${v.pid} emitted 'exit' ${JSON.stringify(exits)} while still running`);
+    }
+  }
+}
+
+/** Sends `exit <code>` and checks that exactly one 'exit' event, with that code, follows. */
+async function expectSingleExit(v: Victim, code: number, exits: ExitRecord[]): Promise<void> {
+  const exited = once(v.child, 'exit');
+  const closed = once(v.child, 'close');
+  v.child.stdin!.write(`exit ${code}\n`);
+  const [exitCode, signal] = (await exited) as [number | null, NodeJS.Signals | null];
+  expect({ code: exitCode, signal }).toEqual({ code, signal: null });
+  // 'close' (all stdio closed) comes after 'exit'; a few more turns of the loop after it give any
+  // second SIGCHLD processing the chance to emit a duplicate.
+  await closed;
+  for (let i = 0; i < 5; i++) await nextTick();
+  expect(exits).toEqual([{ code, signal: null }]);
+  expect(v.child.exitCode).toBe(code);
+  expect(v.child.signalCode).toBeNull();
+  expect(await v.exitCode()).toBe(code);
+}
+
+describe('skewing a child_process of the test process', () => {
+  it('300 skew/restore cycles on a C child: no false exit, then exactly one real exit (code 7)', { timeout: 90_000 }, async () => {
+    const v = await spawnVictim('c');
+    const exits = watchExits(v);
+    expect(v.child.pid).toBe(v.pid);
+
+    await skewRestoreCycles(v, 'realtime', 300, exits);
+
+    expect(exits).toEqual([]);
+    expect(v.child.exitCode).toBeNull();
+    expect(v.child.signalCode).toBeNull();
+    await expectReal(v, 'realtime', 'after the cycles: realtime');
+    await expectReal(v, 'gettimeofday', 'after the cycles: gettimeofday');
+    expect(await inspectClock(v.pid)).toBeNull();
+    expect(await restoreClock(v.pid)).toBe(false);
+
+    await expectSingleExit(v, 7, exits);
+  });
+
+  it('50 skew/restore cycles on a Node child (Date.now): no false exit, then exactly one real exit (code 7)', { timeout: 90_000 }, async () => {
+    const v = await spawnVictim('node');
+    const exits = watchExits(v);
+
+    await skewRestoreCycles(v, 'datenow', 50, exits);
+
+    expect(exits).toEqual([]);
+    expect(v.child.exitCode).toBeNull();
+    expect(v.child.signalCode).toBeNull();
+    await expectReal(v, 'datenow', 'after the cycles: datenow');
+    expect(await inspectClock(v.pid)).toBeNull();
+
+    await expectSingleExit(v, 7, exits);
+  });
+});
