@@ -12,6 +12,7 @@
         "native/stop_world.cc",
         "native/injector.cc",
         "native/helper_process.cc",
+        "native/launcher.cc",
         "native/x86_64/decoder.cc",
         "native/x86_64/planner.cc",
         "native/x86_64/payload.cc",

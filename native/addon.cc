@@ -12,6 +12,7 @@
 #include "elf_image.h"
 #include "helper_process.h"
 #include "injector.h"
+#include "launcher.h"
 #include "version.h"
 
 namespace timeskew {
@@ -285,6 +286,43 @@ Napi::Value PlanImage(const Napi::CallbackInfo& info) {
   return report;
 }
 
+Napi::Value LaunchStopped(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsArray() || !info[2].IsArray()) {
+    toJsError(env, invalidArgument("launchStopped(file, argv, env)"), 0).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto strings = [](Napi::Array list) {
+    std::vector<std::string> out;
+    for (uint32_t i = 0; i < list.Length(); ++i) out.push_back(list.Get(i).ToString().Utf8Value());
+    return out;
+  };
+  LaunchResult result = launchStopped(info[0].As<Napi::String>().Utf8Value(),
+                                      strings(info[1].As<Napi::Array>()),
+                                      strings(info[2].As<Napi::Array>()));
+  if (!result.status.ok) {
+    toJsError(env, result.status, 0).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, result.pid);
+}
+
+Napi::Value WaitForExit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  pid_t pid = 0;
+  if (info.Length() < 1 || !readPid(info[0], pid)) {
+    return rejectWith(env, invalidArgument("pid must be a positive integer"), 0);
+  }
+  return schedule<ExitResult>(
+      env, pid, [pid] { return waitForExit(pid); },
+      [](Napi::Env env, const ExitResult& result) -> Napi::Value {
+        Napi::Object object = Napi::Object::New(env);
+        object.Set("code", result.code < 0 ? env.Null() : Napi::Number::New(env, result.code));
+        object.Set("signal", result.signal);
+        return object;
+      });
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -302,6 +340,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("restoreSync", Napi::Function::New(env, RestoreSync));
   exports.Set("inspect", Napi::Function::New(env, Inspect));
   exports.Set("planImage", Napi::Function::New(env, PlanImage));
+  exports.Set("launchStopped", Napi::Function::New(env, LaunchStopped));
+  exports.Set("waitForExit", Napi::Function::New(env, WaitForExit));
   return exports;
 }
 

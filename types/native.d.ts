@@ -98,4 +98,12 @@ export interface NativeBinding {
   restoreSync(pid: number): NativeRestoreResult;
   inspect(pid: number): Promise<NativeStatus | null>;
   planImage(image: Uint8Array, forceSyscall: boolean): NativePlanReport;
+  /**
+   * Starts a program stopped right after its execve (before its first instruction), left
+   * group-stopped (SIGSTOP) and untraced: skew it, then SIGCONT it. Throws ENOENT/EINVAL when the
+   * program cannot be executed. `file` is looked up in PATH (from `env`).
+   */
+  launchStopped(file: string, argv: string[], env: string[]): number;
+  /** Waits for a program started by launchStopped (nobody else reaps it). */
+  waitForExit(pid: number): Promise<{ code: number | null; signal: number }>;
 }
