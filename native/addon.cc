@@ -49,11 +49,27 @@ bool readPid(const Napi::Value& value, pid_t& pid) {
   return true;
 }
 
+uint32_t readMask(const Napi::Object& object, const char* key) {
+  Napi::Value value = object.Get(key);
+  if (!value.IsNumber()) return 0;
+  return value.As<Napi::Number>().Uint32Value() & ((1u << kClockCount) - 1);
+}
+
 bool readTable(const Napi::Object& object, ClockTable& table) {
   Napi::Value mask = object.Get("mask");
   Napi::Value offsets = object.Get("offsetsNs");
   if (!mask.IsNumber() || !offsets.IsArray()) return false;
-  table.mask = mask.As<Napi::Number>().Uint32Value() & ((1u << kClockCount) - 1);
+  table.mask = readMask(object, "mask");
+  table.keepMask = readMask(object, "keepMask");
+  table.absoluteMask = readMask(object, "absoluteMask");
+  Napi::Value rate = object.Get("rate");
+  if (rate.IsBigInt()) {
+    bool lossless = false;
+    table.rate = rate.As<Napi::BigInt>().Int64Value(&lossless);
+    if (!lossless || table.rate < kMinRate || table.rate > kMaxRate) return false;
+  } else if (!rate.IsUndefined()) {
+    return false;
+  }
   Napi::Array list = offsets.As<Napi::Array>();
   if (list.Length() != kClockCount) return false;
   for (uint32_t i = 0; i < kClockCount; ++i) {
@@ -226,6 +242,7 @@ Napi::Value Inspect(const Napi::CallbackInfo& info) {
           offsets.Set(i, Napi::BigInt::New(env, result.table.offsetNs[i]));
         }
         object.Set("offsetsNs", offsets);
+        object.Set("rate", Napi::BigInt::New(env, result.table.rate));
         uint8_t modes[kHookCount];
         for (int i = 0; i < kHookCount; ++i) modes[i] = result.header.entries[i].mode;
         object.Set("modes", modesObject(env, modes));

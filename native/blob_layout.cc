@@ -1,34 +1,72 @@
 #include "blob_layout.h"
 
+#include <time.h>
+
 namespace timeskew {
 
 namespace {
+
 constexpr int64_t kNanosPerSecond = 1000000000;
+
+// floor(value * rate / 2^32), exactly as the fake computes it (imul, then shrd by 32).
+int64_t rateTerm(int64_t value, int64_t rate) {
+  const __int128 product = static_cast<__int128>(value) * rate;
+  return static_cast<int64_t>(product >> 32);
 }
 
-ClockSlot toSlot(const ClockTable& table) {
+int64_t readClockNs(int clock) {
+  struct timespec now;
+  // CPU-time clocks are per process (or thread): their drift runs from zero, see toSlot.
+  if (clock == CLOCK_PROCESS_CPUTIME_ID || clock == CLOCK_THREAD_CPUTIME_ID) return 0;
+  if (::clock_gettime(clock, &now) != 0) return 0;
+  return static_cast<int64_t>(now.tv_sec) * kNanosPerSecond + now.tv_nsec;
+}
+
+void splitInto(int64_t nanos, int64_t& seconds, uint32_t& remainder) {
+  int64_t whole = nanos / kNanosPerSecond;
+  int64_t rest = nanos % kNanosPerSecond;
+  if (rest < 0) {  // floor division, so that the nanosecond part is never negative
+    rest += kNanosPerSecond;
+    whole -= 1;
+  }
+  seconds = whole;
+  remainder = static_cast<uint32_t>(rest);
+}
+
+int64_t joined(const ClockSlot& slot, int clock) {
+  return slot.sec[clock] * kNanosPerSecond + static_cast<int64_t>(slot.nsec[clock]);
+}
+
+}  // namespace
+
+int64_t skewAt(const ClockSlot& slot, int clock, int64_t nowNs) {
+  if (!(slot.mask & (1u << clock))) return 0;
+  return rateTerm(nowNs, slot.rate) + joined(slot, clock);
+}
+
+ClockSlot toSlot(const ClockTable& table, const ClockSlot* current) {
   ClockSlot slot{};
   slot.mask = table.mask;
+  slot.rate = table.rate;
   for (int i = 0; i < kClockCount; ++i) {
-    int64_t seconds = table.offsetNs[i] / kNanosPerSecond;
-    int64_t nanos = table.offsetNs[i] % kNanosPerSecond;
-    if (nanos < 0) {  // floor division, so that the nanosecond part is never negative
-      nanos += kNanosPerSecond;
-      seconds -= 1;
-    }
-    slot.sec[i] = seconds;
-    slot.nsec[i] = static_cast<uint32_t>(nanos);
+    const uint32_t bit = 1u << i;
+    if (!(table.mask & bit)) continue;
+    // Anchor at this instant: fake(now) = now + skew, whatever the rate.
+    const int64_t now = readClockNs(i);
+    int64_t skew = table.offsetNs[i];
+    if ((table.keepMask & bit) && current != nullptr) skew = skewAt(*current, i, now);
+    if (table.absoluteMask & bit) skew = table.offsetNs[i] - now;
+    splitInto(skew - rateTerm(now, table.rate), slot.sec[i], slot.nsec[i]);
   }
   slot.realtimeUsec = slot.nsec[0] / 1000;
   return slot;
 }
 
-ClockTable fromSlot(const ClockSlot& slot) {
+ClockTable describeSlot(const ClockSlot& slot) {
   ClockTable table;
   table.mask = slot.mask;
-  for (int i = 0; i < kClockCount; ++i) {
-    table.offsetNs[i] = slot.sec[i] * kNanosPerSecond + static_cast<int64_t>(slot.nsec[i]);
-  }
+  table.rate = slot.rate;
+  for (int i = 0; i < kClockCount; ++i) table.offsetNs[i] = skewAt(slot, i, readClockNs(i));
   return table;
 }
 

@@ -8,22 +8,23 @@
 
 // Numbers the payload assembly needs too (as text): keep them plain macros.
 #define TS_CLOCK_COUNT 12
-#define TS_HEADER_SIZE 128
-#define TS_CONTROL_OFFSET 128
-#define TS_QUICK_MASK_OFFSET 136
-#define TS_SLOTS_OFFSET 144
-#define TS_SLOT_SIZE 152
+#define TS_HEADER_SIZE 96
+#define TS_QUICK_MASK_OFFSET 92
+#define TS_CONTROL_OFFSET 96
+#define TS_SLOTS_OFFSET 104
+#define TS_SLOT_SIZE 160
 #define TS_SLOT_MASK 0
 #define TS_SLOT_USEC 4
-#define TS_SLOT_SEC 8
-#define TS_SLOT_NSEC 104
-#define TS_TRAMPOLINES_OFFSET 448
-#define TS_TRAMPOLINE_SIZE 32
+#define TS_SLOT_RATE 8
+#define TS_SLOT_SEC 16
+#define TS_SLOT_NSEC 112
+#define TS_TRAMPOLINES_OFFSET 424
+#define TS_TRAMPOLINE_SIZE 24
 
 namespace timeskew {
 
 constexpr char kBlobMagic[8] = {'T', 'I', 'M', 'E', 'S', 'K', 'E', 'W'};
-constexpr uint32_t kLayoutVersion = 1;
+constexpr uint32_t kLayoutVersion = 2;
 constexpr int kClockCount = TS_CLOCK_COUNT;
 
 enum HookedFunction : uint8_t { kClockGettime = 0, kGettimeofday = 1, kTime = 2, kHookCount = 3 };
@@ -36,17 +37,12 @@ constexpr uint32_t kFlagCodeRetained = 1;  // restored, but a thread was still i
 
 // Sizes are tight on purpose: the smallest padding in the corpus (Linux 6.12) is 992 bytes.
 struct PatchedEntry {
-  uint32_t functionOffset;    // from the vDSO base
-  uint32_t regionOffset;      // 8-aligned start of the rewritten window, from the vDSO base
-  uint16_t trampolineOffset;  // from the blob start
-  uint8_t regionLength;       // 8 or 16; 0 when the function is not hooked
-  uint8_t mode;               // HookMode
-  uint8_t patchAt;            // jump offset from the function start (after endbr64)
-  uint8_t displacedLength;    // original bytes moved into the trampoline
-  uint8_t reserved[2];
-  uint8_t original[16];       // the window before patching
+  uint16_t regionOffset;  // 8-aligned start of the rewritten window, from the vDSO base
+  uint8_t regionLength;   // 8 or 16; 0 when the function is not hooked
+  uint8_t mode;           // HookMode
+  uint8_t original[16];   // the window before patching
 };
-static_assert(sizeof(PatchedEntry) == 32, "PatchedEntry is part of the in-target layout");
+static_assert(sizeof(PatchedEntry) == 20, "PatchedEntry is part of the in-target layout");
 
 struct BlobHeader {
   char magic[8];
@@ -56,15 +52,22 @@ struct BlobHeader {
   int32_t installerPid;
   uint32_t flags;
   PatchedEntry entries[kHookCount];
+  uint32_t quickMask;  // read by the fakes, see below
 };
 static_assert(sizeof(BlobHeader) == TS_HEADER_SIZE, "header size is part of the layout");
 
 // Read by the fakes under the control word: `mask` bit i skews clock id i; bit 0 also skews
-// gettimeofday and time. Offsets are split into whole seconds (floor) and nanoseconds in
-// [0, 1e9) so that the fake adds without dividing and tv_nsec stays normalised.
+// gettimeofday and time. A selected clock reads
+//     fake(t) = t + floor(t * rate / 2^32) + base[i]
+// with t the real reading. rate == 0 is a plain offset (the fast path: no multiply), -2^32 a
+// frozen clock, 2^32 * (r - 1) a clock running r times as fast. base is kept split into whole
+// seconds (floor) and nanoseconds in [0, 1e9) so that adding it never divides and tv_nsec stays
+// normalised. The same formula in microseconds (gettimeofday) or seconds (time) gives the same
+// clock, because the rate term does not depend on the unit.
 struct ClockSlot {
   uint32_t mask;
   uint32_t realtimeUsec;  // nsec[0] / 1000 for gettimeofday
+  int64_t rate;           // Q32 fixed point, see above
   int64_t sec[kClockCount];
   uint32_t nsec[kClockCount];
 };
@@ -77,13 +80,31 @@ static_assert(sizeof(ClockSlot) == TS_SLOT_SIZE, "slot size is part of the layou
 // original code with one test; during an update it holds the union of the old and new masks, so
 // at worst a call takes the slow path and finds its clock unselected in the slot.
 
-// What the caller asks for, before it is split for the fakes.
+// What the caller asks for. Each selected clock reads real + offset at the moment the table is
+// published, and from then on runs at `rate` (Q32 as in ClockSlot; 0 = real speed):
+//   - keepMask: for these clocks, ignore offsetNs and keep the skew they have now (so that a
+//     rate change does not make the clock jump);
+//   - absoluteMask: for these clocks offsetNs is the absolute value the clock reads now.
 struct ClockTable {
   uint32_t mask = 0;
+  uint32_t keepMask = 0;
+  uint32_t absoluteMask = 0;
+  int64_t rate = 0;
   int64_t offsetNs[kClockCount] = {};
 };
 
-ClockSlot toSlot(const ClockTable& table);
-ClockTable fromSlot(const ClockSlot& slot);
+// Rates outside [0, 4] (rate fields outside [-2^32, 3 * 2^32]) could overflow the fake's 64-bit
+// arithmetic on a realtime clock near 2^61 ns; callers are refused before this point.
+constexpr int64_t kMinRate = -(int64_t{1} << 32);
+constexpr int64_t kMaxRate = int64_t{3} << 32;
+
+// The skew each clock shows at its real reading `nowNs[i]` under `slot` (fake - real).
+int64_t skewAt(const ClockSlot& slot, int clock, int64_t nowNs);
+
+// Builds the slot to publish. `current` (may be null) is the slot in force, for keepMask.
+ClockSlot toSlot(const ClockTable& table, const ClockSlot* current);
+
+// What the slot means now, as offsets (fake - real) per clock, for inspect().
+ClockTable describeSlot(const ClockSlot& slot);
 
 }  // namespace timeskew

@@ -153,6 +153,7 @@ Status removeLocked(StoppedProcess& world, Target& target, TargetMemoryWriter& w
   std::memcpy(blob + TS_SLOTS_OFFSET + TS_SLOT_MASK, &noClocks, sizeof noClocks);
   std::memcpy(blob + TS_SLOTS_OFFSET + TS_SLOT_SIZE + TS_SLOT_MASK, &noClocks, sizeof noClocks);
   target.header.flags |= kFlagCodeRetained;
+  target.header.quickMask = noClocks;
   std::memcpy(blob, &target.header, sizeof target.header);
   if (!writer.write(target.address(target.blobOffset), blob, blobSize)) {
     return writeFailure("disabling timeskew's code");
@@ -335,7 +336,9 @@ UpdateResult updateSkew(pid_t pid, const ClockTable& table) {
   std::memcpy(&quickMask, blob + TS_QUICK_MASK_OFFSET, sizeof quickMask);
   const uint64_t inactive = (control & 1) ^ 1;
   const uint64_t nextControl = (((control >> 1) + 1) << 1) | inactive;
-  const ClockSlot slot = toSlot(table);
+  ClockSlot current;
+  std::memcpy(&current, blob + TS_SLOTS_OFFSET + (control & 1) * TS_SLOT_SIZE, sizeof current);
+  const ClockSlot slot = toSlot(table, &current);
   const uint32_t unionMask = quickMask | table.mask;
   const uint64_t base = target.address(target.blobOffset);
   // Each step leaves a consistent state if we die right after it (see blob_layout.h).
@@ -360,7 +363,7 @@ InspectResult inspectSkew(pid_t pid) {
   std::memcpy(&control, blob + TS_CONTROL_OFFSET, sizeof control);
   ClockSlot slot;
   std::memcpy(&slot, blob + TS_SLOTS_OFFSET + (control & 1) * TS_SLOT_SIZE, sizeof slot);
-  result.table = fromSlot(slot);
+  result.table = describeSlot(slot);
   return result;
 }
 

@@ -7,11 +7,21 @@ export type HookedFunction = 'clock_gettime' | 'gettimeofday' | 'time';
 /** How a fake obtains the real time: by running the original vDSO code, or by a raw syscall. */
 export type HookMode = 'trampoline' | 'syscall';
 
-/** Offsets for clock ids 0..11. `mask` bit i selects clock id i; bit 0 also drives gettimeofday and time. */
+/**
+ * The clock model for clock ids 0..11. `mask` bit i selects clock id i; bit 0 also drives
+ * gettimeofday and time. Each selected clock reads `real + offset` at the moment the table is
+ * published and from then on runs at (1 + rate / 2^32) times real speed.
+ */
 export interface NativeClockTable {
   mask: number;
   /** 12 entries, nanoseconds, one per clock id 0..11 (ignored where the mask bit is clear). */
   offsetsNs: bigint[];
+  /** Q32 fixed point: 0n real speed, -(2n ** 32n) frozen, within [-(2^32), 3 * 2^32]. Default 0n. */
+  rate?: bigint;
+  /** Clocks that keep the skew they show now (offsetsNs ignored): a rate change without a jump. */
+  keepMask?: number;
+  /** Clocks whose offsetsNs entry is the absolute value (ns since the clock's epoch) to read now. */
+  absoluteMask?: number;
 }
 
 export interface NativeInstallRequest extends NativeClockTable {
@@ -45,6 +55,8 @@ export interface NativeRestoreResult extends NativeOperationReport {
 }
 
 export interface NativeStatus extends NativeClockTable {
+  /** The rate in force (Q32, see NativeClockTable). offsetsNs are the skews at the time of the call. */
+  rate: bigint;
   /** timeskew version that installed the skew. */
   version: string;
   /** Layout version of the in-target state. */

@@ -21,23 +21,19 @@ std::vector<uint8_t> buildBlob(const HookPlan& plan, const ClockTable& table, pi
   for (int i = 0; i < kHookCount; ++i) {
     const FunctionPlan& function = plan.functions[i];
     PatchedEntry& entry = header.entries[i];
-    entry.functionOffset = static_cast<uint32_t>(function.functionOffset);
-    entry.regionOffset = static_cast<uint32_t>(function.regionOffset);
-    entry.trampolineOffset = static_cast<uint16_t>(payload.trampolineOffset[i]);
+    entry.regionOffset = static_cast<uint16_t>(function.regionOffset);
     entry.regionLength = function.regionLength;
     entry.mode = function.mode;
-    entry.patchAt = function.patchAt;
-    entry.displacedLength = function.displacedLength;
     std::memcpy(entry.original, function.original, sizeof entry.original);
     std::memcpy(blob.data() + payload.trampolineOffset[i], function.trampoline,
                 function.trampolineLength);
   }
+  header.quickMask = table.mask;
   std::memcpy(blob.data(), &header, sizeof header);
 
-  const ClockSlot slot = toSlot(table);
+  const ClockSlot slot = toSlot(table, nullptr);
   const uint64_t control = 0;  // generation 0, slot 0
   std::memcpy(blob.data() + TS_CONTROL_OFFSET, &control, sizeof control);
-  std::memcpy(blob.data() + TS_QUICK_MASK_OFFSET, &table.mask, sizeof table.mask);
   std::memcpy(blob.data() + TS_SLOTS_OFFSET, &slot, sizeof slot);
   std::memcpy(blob.data() + TS_SLOTS_OFFSET + TS_SLOT_SIZE, &slot, sizeof slot);
   return blob;
