@@ -109,6 +109,39 @@ void fillReport(StoppedProcess& world, OperationReport& report) {
   report.maxThreadPauseNs = world.maxThreadPauseNs();
 }
 
+#if defined(__x86_64__)
+// The installed code is byte for byte what this build would write: then our knowledge of where
+// its fakes return to holds for the target too.
+bool blobCodeIsOurs(const Target& target) {
+  const arch::PayloadLayout& payload = arch::payloadLayout();
+  const size_t codeStart = TS_TRAMPOLINES_OFFSET + kHookCount * TS_TRAMPOLINE_SIZE;
+  if (target.header.blobSize != payload.size) return false;
+  return std::memcmp(target.bytes.data() + target.blobOffset + codeStart,
+                     payload.bytes + codeStart, payload.size - codeStart) == 0;
+}
+
+// Whether a thread in original vDSO code was called by one of our fakes: the fake's return
+// address is then in the few hundred bytes the vDSO function has pushed.
+bool returnsIntoFake(const Target& target, pid_t tid) {
+  constexpr size_t kFrameWindow = 512;
+  uint64_t sp = 0;
+  uint64_t words[kFrameWindow / 8];
+  if (!arch::readStackPointer(tid, sp) || !readTargetMemory(target.pid, sp, words, sizeof words)) {
+    return true;  // cannot tell: treat as in flight
+  }
+  const arch::PayloadLayout& payload = arch::payloadLayout();
+  for (uint64_t word : words) {
+    for (uint32_t offset : payload.returnOffset) {
+      if (word == target.address(target.blobOffset + offset)) return true;
+    }
+  }
+  return false;
+}
+#else
+bool blobCodeIsOurs(const Target&) { return false; }
+bool returnsIntoFake(const Target&, pid_t) { return true; }
+#endif
+
 // Undoes an installed skew with every thread stopped: entries first (no new call can enter the
 // hook), then threads inside the vDSO are stepped out (one may be in the original code with a
 // return address into the fake on its stack), then the blob is zeroed.
@@ -126,9 +159,14 @@ Status removeLocked(StoppedProcess& world, Target& target, TargetMemoryWriter& w
     std::memcpy(target.bytes.data() + entry.regionOffset, entry.original, entry.regionLength);
   }
   codeRetained = false;
+  const AddressRange blobRange{target.address(target.blobOffset),
+                          target.address(target.blobOffset + target.header.blobSize)};
+  const bool ourCode = blobCodeIsOurs(target);
   for (StoppedThread& thread : world.threads()) {
     uint64_t ip = 0;
     if (!arch::readInstructionPointer(thread.tid, ip) || !target.vdso.contains(ip)) continue;
+    // Only a thread in our code, or in original code called from a fake, must leave first.
+    if (!blobRange.contains(ip) && ourCode && !returnsIntoFake(target, thread.tid)) continue;
     StepOutcome outcome = world.stepOutOf(thread, target.vdso, kMaxSteps);
     if (outcome == StepOutcome::kOutside) ++report.movedThreads;
     if (outcome == StepOutcome::kSignal || outcome == StepOutcome::kTooLong ||

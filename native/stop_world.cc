@@ -1,5 +1,6 @@
 #include "stop_world.h"
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
@@ -91,8 +92,30 @@ void StoppedProcess::awaitStops(const std::vector<pid_t>& seized) {
   }
 }
 
+// Released threads that spin on the clock compete with us for the CPU: on 2 cores, releasing
+// 1,000 of them took 1.5 s without help. A real-time policy for this one thread (when we are
+// allowed one) keeps them from preempting us until every thread is stopped, or released.
+void StoppedProcess::boostScheduling() {
+  struct sched_param saved;
+  savedPolicy_ = ::sched_getscheduler(0);
+  if (savedPolicy_ < 0 || ::sched_getparam(0, &saved) != 0) return;
+  savedPriority_ = saved.sched_priority;
+  struct sched_param boost;
+  boost.sched_priority = 1;
+  boosted_ = ::sched_setscheduler(0, SCHED_FIFO, &boost) == 0;
+}
+
+void StoppedProcess::restoreScheduling() {
+  if (!boosted_) return;
+  struct sched_param saved;
+  saved.sched_priority = savedPriority_;
+  ::sched_setscheduler(0, savedPolicy_, &saved);
+  boosted_ = false;
+}
+
 Status StoppedProcess::stop(pid_t pid) {
   pid_ = pid;
+  boostScheduling();
   std::vector<pid_t> seen;
   std::vector<pid_t> listed;
   for (;;) {
@@ -148,7 +171,10 @@ StepOutcome StoppedProcess::stepOutOf(StoppedThread& thread, const AddressRange&
 }
 
 void StoppedProcess::release() {
-  if (attached_.empty()) return;
+  if (attached_.empty()) {
+    restoreScheduling();
+    return;
+  }
   // One tight burst: released threads that spin on the clock compete with us for the CPU.
   for (pid_t tid : attached_) {
     int signal = 0;
@@ -164,6 +190,7 @@ void StoppedProcess::release() {
     }
   }
   attached_.clear();
+  restoreScheduling();
 }
 
 }  // namespace timeskew

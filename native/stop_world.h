@@ -48,7 +48,13 @@ class StoppedProcess {
   Status seizeBatch(const std::vector<pid_t>& batch, std::vector<pid_t>& seized);
   void awaitStops(const std::vector<pid_t>& seized);
 
+  void boostScheduling();
+  void restoreScheduling();
+
   pid_t pid_ = 0;
+  bool boosted_ = false;
+  int savedPolicy_ = 0;
+  int savedPriority_ = 0;
   std::vector<StoppedThread> threads_;
   std::vector<pid_t> attached_;  // seized, not yet released (may include threads not yet waited)
   uint64_t firstStopNs_ = 0;

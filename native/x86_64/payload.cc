@@ -42,6 +42,7 @@ __asm__(
     "  movl %edi, %ebx\n"
     "  movq %rsi, %r12\n"
     "  call .Ltramp_clock_gettime\n"
+    ".Lreturn_clock_gettime:\n"
     "  testl %eax, %eax\n"
     "  jnz 9f\n"
     "1:\n"
@@ -99,6 +100,7 @@ __asm__(
     "  pushq %rbx\n"
     "  movq %rdi, %rbx\n"
     "  call .Ltramp_gettimeofday\n"
+    ".Lreturn_gettimeofday:\n"
     "  testl %eax, %eax\n"
     "  jnz 9f\n"
     "1:\n"
@@ -154,6 +156,7 @@ __asm__(
     "  movq %rdi, %rbx\n"
     "  xorl %edi, %edi\n"
     "  call .Ltramp_time\n"
+    ".Lreturn_time:\n"
     "  movq %rax, %rdi\n"
     "1:\n"
     "  TS_LOAD_SLOT\n"
@@ -193,10 +196,13 @@ __asm__(
     "  .long .Lcontrol - timeskew_x64_payload_start\n"
     "  .long .Lslots - timeskew_x64_payload_start\n"
     "  .long .Lquick_mask - timeskew_x64_payload_start\n"
+    "  .long .Lreturn_clock_gettime - timeskew_x64_payload_start\n"
+    "  .long .Lreturn_gettimeofday - timeskew_x64_payload_start\n"
+    "  .long .Lreturn_time - timeskew_x64_payload_start\n"
     ".popsection\n");
 
 extern "C" const uint8_t timeskew_x64_payload_start[];
-extern "C" const uint32_t timeskew_x64_payload_offsets[10];
+extern "C" const uint32_t timeskew_x64_payload_offsets[13];
 
 namespace timeskew::x86_64 {
 
@@ -209,6 +215,7 @@ const PayloadLayout& payloadLayout() {
     for (int i = 0; i < kHookCount; ++i) {
       result.fakeOffset[i] = offsets[1 + i];
       result.trampolineOffset[i] = offsets[4 + i];
+      result.returnOffset[i] = offsets[10 + i];
     }
     return result;
   }();

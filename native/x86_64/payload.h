@@ -16,6 +16,9 @@ struct PayloadLayout {
   size_t size;
   uint32_t fakeOffset[kHookCount];  // from the blob start
   uint32_t trampolineOffset[kHookCount];
+  // Where each fake's call into its trampoline returns: the one address of ours that can sit on
+  // a thread's stack while it runs original vDSO code.
+  uint32_t returnOffset[kHookCount];
 };
 
 const PayloadLayout& payloadLayout();

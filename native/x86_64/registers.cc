@@ -11,6 +11,15 @@ namespace timeskew::x86_64 {
 
 namespace {
 constexpr long kRipOffset = offsetof(struct user_regs_struct, rip);
+constexpr long kRspOffset = offsetof(struct user_regs_struct, rsp);
+}
+
+bool readStackPointer(pid_t tid, uint64_t& sp) {
+  errno = 0;
+  long value = ::ptrace(PTRACE_PEEKUSER, tid, reinterpret_cast<void*>(kRspOffset), nullptr);
+  if (errno != 0) return false;
+  sp = static_cast<uint64_t>(value);
+  return true;
 }
 
 bool readInstructionPointer(pid_t tid, uint64_t& ip) {

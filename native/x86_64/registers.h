@@ -10,5 +10,6 @@ namespace timeskew::x86_64 {
 
 bool readInstructionPointer(pid_t tid, uint64_t& ip);
 bool writeInstructionPointer(pid_t tid, uint64_t ip);
+bool readStackPointer(pid_t tid, uint64_t& sp);
 
 }  // namespace timeskew::x86_64
