@@ -120,19 +120,25 @@ bool blobCodeIsOurs(const Target& target) {
                      payload.bytes + codeStart, payload.size - codeStart) == 0;
 }
 
-// Whether a thread in original vDSO code was called by one of our fakes: the fake's return
-// address is then in the few hundred bytes the vDSO function has pushed.
+// Whether a thread in original vDSO code was called by one of our fakes. The fake's return
+// address then sits where this function keeps its own: at [rsp] (a leaf like time(), or at its
+// final ret), [rsp + 8] (just after `push %rbp`), or [rbp + 8] (once the frame pointer is set,
+// which the vDSO's time functions do in their first instructions). Only those slots are looked
+// at: deeper stack words may be stale copies left by earlier calls.
 bool returnsIntoFake(const Target& target, pid_t tid) {
-  constexpr size_t kFrameWindow = 512;
-  uint64_t sp = 0;
-  uint64_t words[kFrameWindow / 8];
-  if (!arch::readStackPointer(tid, sp) || !readTargetMemory(target.pid, sp, words, sizeof words)) {
+  uint64_t sp = 0, bp = 0;
+  uint64_t top[2] = {};
+  uint64_t frame = 0;
+  if (!arch::readStackPointer(tid, sp) || !arch::readFramePointer(tid, bp) ||
+      !readTargetMemory(target.pid, sp, top, sizeof top)) {
     return true;  // cannot tell: treat as in flight
   }
+  const bool haveFrame = readTargetMemory(target.pid, bp + 8, &frame, sizeof frame);
   const arch::PayloadLayout& payload = arch::payloadLayout();
-  for (uint64_t word : words) {
-    for (uint32_t offset : payload.returnOffset) {
-      if (word == target.address(target.blobOffset + offset)) return true;
+  for (uint32_t offset : payload.returnOffset) {
+    const uint64_t fakeReturn = target.address(target.blobOffset + offset);
+    if (top[0] == fakeReturn || top[1] == fakeReturn || (haveFrame && frame == fakeReturn)) {
+      return true;
     }
   }
   return false;
@@ -140,6 +146,104 @@ bool returnsIntoFake(const Target& target, pid_t tid) {
 #else
 bool blobCodeIsOurs(const Target&) { return false; }
 bool returnsIntoFake(const Target&, pid_t) { return true; }
+#endif
+
+#if defined(__x86_64__)
+// Where a thread stands relative to our code, once entries point back at the original code.
+enum class Flight { kClear, kInBlob, kCalledFromFake, kAtExit };
+
+Flight classify(const Target& target, const AddressRange& blobRange, pid_t tid, uint64_t ip) {
+  const arch::PayloadLayout& payload = arch::payloadLayout();
+  const uint64_t blob = target.address(target.blobOffset);
+  for (int i = 0; i < kHookCount; ++i) {
+    if (ip == blob + payload.exitOffset[i]) return Flight::kAtExit;
+    // Between the return from the trampoline and the ret: post-processing, runs to the exit.
+    if (ip >= blob + payload.returnOffset[i] && ip < blob + payload.exitOffset[i]) {
+      return Flight::kCalledFromFake;
+    }
+  }
+  if (target.vdso.contains(ip) && returnsIntoFake(target, tid)) return Flight::kCalledFromFake;
+  return blobRange.contains(ip) ? Flight::kInBlob : Flight::kClear;
+}
+
+// Gets every thread out of our code without single-stepping through whole vDSO functions:
+// a thread on its way in is stepped the few instructions until it either leaves (a pass-through
+// call) or is inside a call made by a fake; those are let run to a breakpoint on the fake's ret,
+// whose effect we then perform ourselves. False when a thread could not be moved out.
+bool drainThreads(StoppedProcess& world, const Target& target, TargetMemoryWriter& writer,
+                  const AddressRange& blobRange, OperationReport& report) {
+  constexpr int kMaxPrologueSteps = 64;
+  // A call through a fake finishes in microseconds; a thread still running after this was not
+  // in one (or is blocked inside it, and the code stays).
+  constexpr uint64_t kRunTimeoutNs = 50 * 1000 * 1000;
+  const arch::PayloadLayout& payload = arch::payloadLayout();
+  const uint64_t blob = target.address(target.blobOffset);
+  bool drained = true;
+  std::vector<StoppedThread*> running;
+  for (StoppedThread& thread : world.threads()) {
+    for (int step = 0;; ++step) {
+      uint64_t ip = 0;
+      if (!arch::readInstructionPointer(thread.tid, ip)) break;
+      const Flight flight = classify(target, blobRange, thread.tid, ip);
+      if (flight == Flight::kClear) break;
+      if (step == 0) ++report.movedThreads;
+      if (thread.pendingSignal != 0) {
+        // Resuming it would swallow its signal: leave it, and the code, where they are.
+        drained = false;
+        break;
+      }
+      if (flight == Flight::kAtExit) {
+        drained = arch::emulateReturn(target.pid, thread.tid) && drained;
+        break;
+      }
+      if (flight == Flight::kCalledFromFake) {
+        running.push_back(&thread);
+        break;
+      }
+      const AddressRange here{ip, ip + 1};
+      const StepOutcome outcome = world.stepOutOf(thread, here, 1);
+      if (outcome == StepOutcome::kGone) break;
+      if (outcome != StepOutcome::kOutside || step >= kMaxPrologueSteps) {
+        drained = false;
+        break;
+      }
+    }
+  }
+  if (running.empty()) return drained;
+
+  const uint8_t breakpoint = 0xcc;
+  const uint8_t ret = 0xc3;
+  for (uint32_t exit : payload.exitOffset) {
+    if (!writer.write(blob + exit, &breakpoint, 1)) return false;
+  }
+  const auto outcomes = world.runUntilTrap(running, kRunTimeoutNs);
+  for (size_t i = 0; i < running.size(); ++i) {
+    if (outcomes[i] == StoppedProcess::RunOutcome::kGone) continue;
+    uint64_t ip = 0;
+    bool atBreakpoint = false;
+    if (arch::readInstructionPointer(running[i]->tid, ip) &&
+        outcomes[i] == StoppedProcess::RunOutcome::kTrapped) {
+      for (uint32_t exit : payload.exitOffset) atBreakpoint |= ip == blob + exit + 1;
+    }
+    if (!atBreakpoint && outcomes[i] == StoppedProcess::RunOutcome::kTimedOut &&
+        !target.vdso.contains(ip) && running[i]->pendingSignal == 0) {
+      continue;  // it was never inside a fake's call, and now it is outside the vDSO
+    }
+    if (!atBreakpoint || !arch::emulateReturn(target.pid, running[i]->tid)) {
+      drained = false;
+    }
+  }
+  if (!drained) {
+    // Someone is still inside: give the code its ret instructions back before anyone runs it.
+    for (uint32_t exit : payload.exitOffset) writer.write(blob + exit, &ret, 1);
+  }
+  return drained;
+}
+#else
+bool drainThreads(StoppedProcess&, const Target&, TargetMemoryWriter&, const AddressRange&,
+                  OperationReport&) {
+  return false;
+}
 #endif
 
 // Undoes an installed skew with every thread stopped: entries first (no new call can enter the
@@ -160,19 +264,18 @@ Status removeLocked(StoppedProcess& world, Target& target, TargetMemoryWriter& w
   }
   codeRetained = false;
   const AddressRange blobRange{target.address(target.blobOffset),
-                          target.address(target.blobOffset + target.header.blobSize)};
-  const bool ourCode = blobCodeIsOurs(target);
-  for (StoppedThread& thread : world.threads()) {
-    uint64_t ip = 0;
-    if (!arch::readInstructionPointer(thread.tid, ip) || !target.vdso.contains(ip)) continue;
-    // Only a thread in our code, or in original code called from a fake, must leave first.
-    if (!blobRange.contains(ip) && ourCode && !returnsIntoFake(target, thread.tid)) continue;
-    StepOutcome outcome = world.stepOutOf(thread, target.vdso, kMaxSteps);
-    if (outcome == StepOutcome::kOutside) ++report.movedThreads;
-    if (outcome == StepOutcome::kSignal || outcome == StepOutcome::kTooLong ||
-        outcome == StepOutcome::kFailed) {
-      codeRetained = true;
+                               target.address(target.blobOffset + target.header.blobSize)};
+  if (!blobCodeIsOurs(target)) {
+    // Another build's code: we do not know its shape, so step every thread out of the vDSO.
+    for (StoppedThread& thread : world.threads()) {
+      uint64_t ip = 0;
+      if (!arch::readInstructionPointer(thread.tid, ip) || !target.vdso.contains(ip)) continue;
+      StepOutcome outcome = world.stepOutOf(thread, target.vdso, kMaxSteps);
+      if (outcome == StepOutcome::kOutside) ++report.movedThreads;
+      if (outcome != StepOutcome::kOutside && outcome != StepOutcome::kGone) codeRetained = true;
     }
+  } else {
+    codeRetained = !drainThreads(world, target, writer, blobRange, report);
   }
   const size_t blobSize = target.header.blobSize;
   if (!codeRetained) {

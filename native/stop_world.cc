@@ -147,10 +147,11 @@ Status StoppedProcess::stop(pid_t pid) {
 StepOutcome StoppedProcess::stepOutOf(StoppedThread& thread, const AddressRange& range,
                                       int maxSteps) {
   if (thread.pendingSignal != 0) return StepOutcome::kSignal;
-  for (int step = 0; step < maxSteps; ++step) {
+  for (int step = 0; step <= maxSteps; ++step) {
     uint64_t ip = 0;
     if (!arch::readInstructionPointer(thread.tid, ip)) return StepOutcome::kFailed;
     if (!range.contains(ip)) return StepOutcome::kOutside;
+    if (step == maxSteps) break;
     if (::ptrace(PTRACE_SINGLESTEP, thread.tid, nullptr, nullptr) != 0) {
       return errno == ESRCH ? StepOutcome::kGone : StepOutcome::kFailed;
     }
@@ -168,6 +169,67 @@ StepOutcome StoppedProcess::stepOutOf(StoppedThread& thread, const AddressRange&
     }
   }
   return StepOutcome::kTooLong;
+}
+
+std::vector<StoppedProcess::RunOutcome> StoppedProcess::runUntilTrap(
+    const std::vector<StoppedThread*>& threads, uint64_t timeoutNs) {
+  std::vector<RunOutcome> outcomes(threads.size(), RunOutcome::kTimedOut);
+  std::vector<size_t> pending;
+  for (size_t i = 0; i < threads.size(); ++i) {
+    if (::ptrace(PTRACE_CONT, threads[i]->tid, nullptr, nullptr) == 0) {
+      pending.push_back(i);
+    } else {
+      outcomes[i] = RunOutcome::kGone;
+    }
+  }
+  const uint64_t deadline = monotonicNowNs() + timeoutNs;
+  // Poll: a blocking wait on one thread would hang on a thread that never traps.
+  while (!pending.empty()) {
+    std::vector<size_t> still;
+    for (size_t i : pending) {
+      StoppedThread& thread = *threads[i];
+      int status = 0;
+      const pid_t got = ::waitpid(thread.tid, &status, WNOHANG | __WALL);
+      if (got == 0) {
+        still.push_back(i);
+        continue;
+      }
+      if (got < 0 || !WIFSTOPPED(status)) {
+        attached_.erase(std::remove(attached_.begin(), attached_.end(), thread.tid),
+                        attached_.end());
+        outcomes[i] = RunOutcome::kGone;
+        continue;
+      }
+      const int event = status >> 16;
+      const int signal = WSTOPSIG(status);
+      if (event == 0 && signal == SIGTRAP) {
+        outcomes[i] = RunOutcome::kTrapped;
+      } else {
+        if (event == 0) thread.pendingSignal = signal;
+        outcomes[i] = RunOutcome::kSignal;
+      }
+    }
+    pending.swap(still);
+    if (pending.empty()) break;
+    if (monotonicNowNs() > deadline) {
+      for (size_t i : pending) {
+        StoppedThread& thread = *threads[i];
+        ::ptrace(PTRACE_INTERRUPT, thread.tid, nullptr, nullptr);
+        int status = 0;
+        if (waitForThread(thread.tid, status) == thread.tid && WIFSTOPPED(status)) {
+          if ((status >> 16) == 0) thread.pendingSignal = WSTOPSIG(status);
+          outcomes[i] = RunOutcome::kTimedOut;
+        } else {
+          outcomes[i] = RunOutcome::kGone;
+        }
+      }
+      break;
+    }
+    // Yield the CPU to the threads we are waiting for (we may be running SCHED_FIFO).
+    struct timespec pause = {0, 20000};
+    ::nanosleep(&pause, nullptr);
+  }
+  return outcomes;
 }
 
 void StoppedProcess::release() {

@@ -40,6 +40,13 @@ class StoppedProcess {
   // arrives (it is kept pending for release) rather than run a handler on top of hook code.
   StepOutcome stepOutOf(StoppedThread& thread, const AddressRange& range, int maxSteps);
 
+  enum class RunOutcome { kTrapped, kSignal, kGone, kTimedOut };
+  // Lets `threads` run (the others stay stopped) until each stops at a breakpoint (SIGTRAP).
+  // A thread that stops for another signal keeps it pending; one that takes longer than
+  // `timeoutNs` is interrupted. Either way it is stopped again on return.
+  std::vector<RunOutcome> runUntilTrap(const std::vector<StoppedThread*>& threads,
+                                       uint64_t timeoutNs);
+
   uint64_t firstStopNs() const { return firstStopNs_; }
   uint64_t releasedNs() const { return releasedNs_; }
   uint64_t maxThreadPauseNs() const { return maxThreadPauseNs_; }

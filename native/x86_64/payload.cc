@@ -89,6 +89,7 @@ __asm__(
     "  addq $8, %rsp\n"
     "  popq %r12\n"
     "  popq %rbx\n"
+    ".Lexit_clock_gettime:\n"
     "  ret\n"
 
     // int gettimeofday(struct timeval *tv /*rdi*/, struct timezone *tz /*rsi*/)
@@ -145,6 +146,7 @@ __asm__(
     "  xorl %eax, %eax\n"
     "9:\n"
     "  popq %rbx\n"
+    ".Lexit_gettimeofday:\n"
     "  ret\n"
 
     // time_t time(time_t *t /*rdi*/): the original is asked for the value only, so that *t is
@@ -178,6 +180,7 @@ __asm__(
     "  movq %rax, (%rbx)\n"
     "3:\n"
     "  popq %rbx\n"
+    ".Lexit_time:\n"
     "  ret\n"
     ".Lpayload_end:\n"
 
@@ -199,10 +202,13 @@ __asm__(
     "  .long .Lreturn_clock_gettime - timeskew_x64_payload_start\n"
     "  .long .Lreturn_gettimeofday - timeskew_x64_payload_start\n"
     "  .long .Lreturn_time - timeskew_x64_payload_start\n"
+    "  .long .Lexit_clock_gettime - timeskew_x64_payload_start\n"
+    "  .long .Lexit_gettimeofday - timeskew_x64_payload_start\n"
+    "  .long .Lexit_time - timeskew_x64_payload_start\n"
     ".popsection\n");
 
 extern "C" const uint8_t timeskew_x64_payload_start[];
-extern "C" const uint32_t timeskew_x64_payload_offsets[13];
+extern "C" const uint32_t timeskew_x64_payload_offsets[16];
 
 namespace timeskew::x86_64 {
 
@@ -216,6 +222,7 @@ const PayloadLayout& payloadLayout() {
       result.fakeOffset[i] = offsets[1 + i];
       result.trampolineOffset[i] = offsets[4 + i];
       result.returnOffset[i] = offsets[10 + i];
+      result.exitOffset[i] = offsets[13 + i];
     }
     return result;
   }();

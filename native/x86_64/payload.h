@@ -19,6 +19,8 @@ struct PayloadLayout {
   // Where each fake's call into its trampoline returns: the one address of ours that can sit on
   // a thread's stack while it runs original vDSO code.
   uint32_t returnOffset[kHookCount];
+  // Each fake's single `ret`: every call that went through a fake leaves through it.
+  uint32_t exitOffset[kHookCount];
 };
 
 const PayloadLayout& payloadLayout();

@@ -7,11 +7,22 @@
 #include <cerrno>
 #include <cstddef>
 
+#include "target_memory.h"
+
 namespace timeskew::x86_64 {
 
 namespace {
 constexpr long kRipOffset = offsetof(struct user_regs_struct, rip);
 constexpr long kRspOffset = offsetof(struct user_regs_struct, rsp);
+constexpr long kRbpOffset = offsetof(struct user_regs_struct, rbp);
+}
+
+bool readFramePointer(pid_t tid, uint64_t& bp) {
+  errno = 0;
+  long value = ::ptrace(PTRACE_PEEKUSER, tid, reinterpret_cast<void*>(kRbpOffset), nullptr);
+  if (errno != 0) return false;
+  bp = static_cast<uint64_t>(value);
+  return true;
 }
 
 bool readStackPointer(pid_t tid, uint64_t& sp) {
@@ -20,6 +31,16 @@ bool readStackPointer(pid_t tid, uint64_t& sp) {
   if (errno != 0) return false;
   sp = static_cast<uint64_t>(value);
   return true;
+}
+
+bool emulateReturn(pid_t pid, pid_t tid) {
+  struct user_regs_struct regs;
+  if (::ptrace(PTRACE_GETREGS, tid, nullptr, &regs) != 0) return false;
+  uint64_t returnAddress = 0;
+  if (!readTargetMemory(pid, regs.rsp, &returnAddress, sizeof returnAddress)) return false;
+  regs.rip = returnAddress;
+  regs.rsp += sizeof returnAddress;
+  return ::ptrace(PTRACE_SETREGS, tid, nullptr, &regs) == 0;
 }
 
 bool readInstructionPointer(pid_t tid, uint64_t& ip) {
