@@ -18,6 +18,8 @@ import {
 
 const SKEW_SEC = -600;
 const SKEW_NS = BigInt(SKEW_SEC) * 1_000_000_000n;
+/** No single engine call takes anywhere near this; a hang fails the test here, saying where. */
+const CALL_DEADLINE_MS = 15_000;
 
 afterEach(async () => {
   await closeAllVictims();
@@ -33,6 +35,22 @@ function watchExits(v: Victim): ExitRecord[] {
   const exits: ExitRecord[] = [];
   v.child.on('exit', (code, signal) => exits.push({ code, signal }));
   return exits;
+}
+
+/** Rejects if `promise` has not settled after CALL_DEADLINE_MS, naming the call and the exits seen. */
+async function settles<T>(promise: Promise<T>, what: string, exits: ExitRecord[]): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${what} did not settle within ${CALL_DEADLINE_MS} ms; 'exit' events: ${JSON.stringify(exits)}`)),
+      CALL_DEADLINE_MS,
+    );
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function expectReal(v: Victim, key: string, label: string): Promise<void> {
@@ -51,10 +69,10 @@ async function expectSkewed(v: Victim, key: string, label: string): Promise<void
  */
 async function skewRestoreCycles(v: Victim, key: string, cycles: number, exits: ExitRecord[]): Promise<void> {
   for (let i = 0; i < cycles; i++) {
-    const handle = await skewClock(v.pid, { sec: SKEW_SEC });
+    const handle = await settles(skewClock(v.pid, { sec: SKEW_SEC }), `cycle ${i}: skewClock(${v.pid})`, exits);
     expect(handle.pid).toBe(v.pid);
     await expectSkewed(v, key, `cycle ${i}: skewed ${key}`);
-    await handle.restore();
+    await settles(handle.restore(), `cycle ${i}: handle.restore()`, exits);
     expect(handle.restored).toBe(true);
     await expectReal(v, key, `cycle ${i}: restored ${key}`);
     // Fail at the first cycle that produced a false exit, not only at the end.
@@ -69,11 +87,14 @@ async function expectSingleExit(v: Victim, code: number, exits: ExitRecord[]): P
   const exited = once(v.child, 'exit');
   const closed = once(v.child, 'close');
   v.child.stdin!.write(`exit ${code}\n`);
-  const [exitCode, signal] = (await exited) as [number | null, NodeJS.Signals | null];
+  const [exitCode, signal] = (await settles(exited, `'exit' after "exit ${code}"`, exits)) as [
+    number | null,
+    NodeJS.Signals | null,
+  ];
   expect({ code: exitCode, signal }).toEqual({ code, signal: null });
   // 'close' (all stdio closed) comes after 'exit'; a few more turns of the loop after it give any
   // second SIGCHLD processing the chance to emit a duplicate.
-  await closed;
+  await settles(closed, `'close' after "exit ${code}"`, exits);
   for (let i = 0; i < 5; i++) await nextTick();
   expect(exits).toEqual([{ code, signal: null }]);
   expect(v.child.exitCode).toBe(code);
@@ -94,8 +115,8 @@ describe('skewing a child_process of the test process', () => {
     expect(v.child.signalCode).toBeNull();
     await expectReal(v, 'realtime', 'after the cycles: realtime');
     await expectReal(v, 'gettimeofday', 'after the cycles: gettimeofday');
-    expect(await inspectClock(v.pid)).toBeNull();
-    expect(await restoreClock(v.pid)).toBe(false);
+    expect(await settles(inspectClock(v.pid), 'inspectClock', exits)).toBeNull();
+    expect(await settles(restoreClock(v.pid), 'restoreClock', exits)).toBe(false);
 
     await expectSingleExit(v, 7, exits);
   });
@@ -110,7 +131,8 @@ describe('skewing a child_process of the test process', () => {
     expect(v.child.exitCode).toBeNull();
     expect(v.child.signalCode).toBeNull();
     await expectReal(v, 'datenow', 'after the cycles: datenow');
-    expect(await inspectClock(v.pid)).toBeNull();
+    expect(await settles(inspectClock(v.pid), 'inspectClock', exits)).toBeNull();
+    expect(await settles(restoreClock(v.pid), 'restoreClock', exits)).toBe(false);
 
     await expectSingleExit(v, 7, exits);
   });
