@@ -72,6 +72,7 @@ __asm__(
     "2:\n"
     "  addq %rax, %r9\n"
     "  addq %rdx, %r10\n"
+    "  xorl %eax, %eax\n"  // the return value, used as scratch above
     "3:\n"
     "  addq %r9, (%r12)\n"
     "  addq 8(%r12), %r10\n"
@@ -83,8 +84,7 @@ __asm__(
     "  jmp 5b\n"
     "4:\n"
     "  movq %r10, 8(%r12)\n"
-    "8:\n"
-    "  xorl %eax, %eax\n"
+    "8:\n"  // %eax is still the original's 0 on every path here
     "9:\n"
     "  addq $8, %rsp\n"
     "  popq %r12\n"
@@ -112,7 +112,7 @@ __asm__(
     "  movl " TS_STR(TS_SLOT_USEC) "(%r8), %r10d\n"
     "  cmpq .Lcontrol(%rip), %rcx\n"
     "  jne 1b\n"
-    "  testl $1, %r11d\n"
+    "  testb $1, %r11b\n"
     "  jz 8f\n"
     "  testq %rsi, %rsi\n"
     "  jz 3f\n"
@@ -131,6 +131,7 @@ __asm__(
     "2:\n"
     "  addq %rax, %r9\n"
     "  addq %rdx, %r10\n"
+    "  xorl %eax, %eax\n"  // the return value, used as scratch above
     "3:\n"
     "  addq %r9, (%rbx)\n"
     "  addq 8(%rbx), %r10\n"
@@ -142,8 +143,7 @@ __asm__(
     "  jmp 5b\n"
     "4:\n"
     "  movq %r10, 8(%rbx)\n"
-    "8:\n"
-    "  xorl %eax, %eax\n"
+    "8:\n"  // %eax is still the original's 0 on every path here
     "9:\n"
     "  popq %rbx\n"
     ".Lexit_gettimeofday:\n"
@@ -168,12 +168,15 @@ __asm__(
     "  cmpq .Lcontrol(%rip), %rcx\n"
     "  jne 1b\n"
     "  movq %rdi, %rax\n"
-    "  testl $1, %r11d\n"
+    "  testb $1, %r11b\n"
     "  jz 2f\n"
-    "  addq %r9, %rdi\n"
-    "  imulq %rsi\n"  // drift in seconds (0 without a rate)
+    "  testq %rsi, %rsi\n"
+    "  jz 4f\n"
+    "  imulq %rsi\n"  // drift in seconds
     "  shrdq $32, %rdx, %rax\n"
     "  addq %rdi, %rax\n"
+    "4:\n"
+    "  addq %r9, %rax\n"
     "2:\n"
     "  testq %rbx, %rbx\n"
     "  jz 3f\n"
