@@ -8,23 +8,23 @@
 
 // Numbers the payload assembly needs too (as text): keep them plain macros.
 #define TS_CLOCK_COUNT 12
-#define TS_HEADER_SIZE 96
-#define TS_QUICK_MASK_OFFSET 92
-#define TS_CONTROL_OFFSET 96
-#define TS_SLOTS_OFFSET 104
+#define TS_HEADER_SIZE 72
+#define TS_QUICK_MASK_OFFSET 68
+#define TS_CONTROL_OFFSET 72
+#define TS_SLOTS_OFFSET 80
 #define TS_SLOT_SIZE 160
 #define TS_SLOT_MASK 0
 #define TS_SLOT_USEC 4
 #define TS_SLOT_RATE 8
 #define TS_SLOT_SEC 16
 #define TS_SLOT_NSEC 112
-#define TS_TRAMPOLINES_OFFSET 424
-#define TS_TRAMPOLINE_SIZE 24
+#define TS_CODE_OFFSET 400
+#define TS_TRAMPOLINE_SIZE 20
 
 namespace timeskew {
 
 constexpr char kBlobMagic[8] = {'T', 'I', 'M', 'E', 'S', 'K', 'E', 'W'};
-constexpr uint32_t kLayoutVersion = 2;
+constexpr uint32_t kLayoutVersion = 3;
 constexpr int kClockCount = TS_CLOCK_COUNT;
 
 enum HookedFunction : uint8_t { kClockGettime = 0, kGettimeofday = 1, kTime = 2, kHookCount = 3 };
@@ -37,12 +37,19 @@ constexpr uint32_t kFlagCodeRetained = 1;  // restored, but a thread was still i
 
 // Sizes are tight on purpose: the smallest padding in the corpus (Linux 6.12) is 992 bytes.
 struct PatchedEntry {
-  uint16_t regionOffset;  // 8-aligned start of the rewritten window, from the vDSO base
-  uint8_t regionLength;   // 8 or 16; 0 when the function is not hooked
-  uint8_t mode;           // HookMode
-  uint8_t original[16];   // the window before patching
+  uint16_t patchOffset;  // where the 5-byte jump sits, from the vDSO base; 0 when not hooked
+  uint8_t mode;          // HookMode
+  uint8_t reserved;
+  uint8_t original[8];   // the 5 bytes the jump replaced (and 3 that follow, unchanged)
 };
-static_assert(sizeof(PatchedEntry) == 20, "PatchedEntry is part of the in-target layout");
+static_assert(sizeof(PatchedEntry) == 12, "PatchedEntry is part of the in-target layout");
+
+// The aligned window around a jump that one write rewrites: 8 bytes, or 16 when the jump
+// straddles an 8-byte boundary.
+inline uint64_t patchRegionStart(uint64_t patchOffset) { return patchOffset & ~uint64_t{7}; }
+inline uint8_t patchRegionLength(uint64_t patchOffset) {
+  return patchOffset + 5 <= patchRegionStart(patchOffset) + 8 ? 8 : 16;
+}
 
 struct BlobHeader {
   char magic[8];

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <algorithm>
+#include <mutex>
 #include <cstdint>
 
 #include "proc.h"
@@ -22,6 +23,10 @@ bool needsHelperProcess(pid_t target) {
 }
 
 Status runInHelperProcess(void* out, size_t size, const std::function<void(void*)>& operation) {
+  // One helper at a time: a helper forked while another's pipes are open would inherit their
+  // ends and keep them from ever reading EOF, and PR_SET_PTRACER is process-wide.
+  static std::mutex oneAtATime;
+  std::lock_guard<std::mutex> lock(oneAtATime);
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return systemFailure(errno, "pipe2", "starting a helper");
   UniqueFd readEnd(fds[0]);

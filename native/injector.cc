@@ -114,10 +114,15 @@ void fillReport(StoppedProcess& world, OperationReport& report) {
 // its fakes return to holds for the target too.
 bool blobCodeIsOurs(const Target& target) {
   const arch::PayloadLayout& payload = arch::payloadLayout();
-  const size_t codeStart = TS_TRAMPOLINES_OFFSET + kHookCount * TS_TRAMPOLINE_SIZE;
   if (target.header.blobSize != payload.size) return false;
-  return std::memcmp(target.bytes.data() + target.blobOffset + codeStart,
-                     payload.bytes + codeStart, payload.size - codeStart) == 0;
+  std::vector<uint8_t> installed(target.bytes.begin() + target.blobOffset + TS_CODE_OFFSET,
+                                 target.bytes.begin() + target.blobOffset + payload.size);
+  // Trampolines differ per kernel: compare everything else.
+  for (uint32_t trampoline : payload.trampolineOffset) {
+    std::memcpy(installed.data() + (trampoline - TS_CODE_OFFSET), payload.bytes + trampoline,
+                TS_TRAMPOLINE_SIZE);
+  }
+  return std::memcmp(installed.data(), payload.bytes + TS_CODE_OFFSET, installed.size()) == 0;
 }
 
 // Whether a thread in original vDSO code was called by one of our fakes. The fake's return
@@ -252,15 +257,16 @@ bool drainThreads(StoppedProcess&, const Target&, TargetMemoryWriter&, const Add
 Status removeLocked(StoppedProcess& world, Target& target, TargetMemoryWriter& writer,
                     OperationReport& report, bool& codeRetained) {
   for (const PatchedEntry& entry : target.header.entries) {
-    if (entry.regionLength == 0) continue;
-    if (std::memcmp(target.bytes.data() + entry.regionOffset, entry.original,
-                    entry.regionLength) == 0) {
-      continue;
-    }
-    if (!writer.write(target.address(entry.regionOffset), entry.original, entry.regionLength)) {
+    if (entry.patchOffset == 0 || entry.patchOffset + 5u > target.blobOffset) continue;
+    uint8_t* patch = target.bytes.data() + entry.patchOffset;
+    if (std::memcmp(patch, entry.original, 5) == 0) continue;
+    // The same aligned window the install flipped, with the jump's 5 bytes put back.
+    std::memcpy(patch, entry.original, 5);
+    const uint64_t start = patchRegionStart(entry.patchOffset);
+    if (!writer.write(target.address(start), target.bytes.data() + start,
+                      patchRegionLength(entry.patchOffset))) {
       return writeFailure("restoring a vDSO entry");
     }
-    std::memcpy(target.bytes.data() + entry.regionOffset, entry.original, entry.regionLength);
   }
   codeRetained = false;
   const AddressRange blobRange{target.address(target.blobOffset),

@@ -21,10 +21,11 @@ std::vector<uint8_t> buildBlob(const HookPlan& plan, const ClockTable& table, pi
   for (int i = 0; i < kHookCount; ++i) {
     const FunctionPlan& function = plan.functions[i];
     PatchedEntry& entry = header.entries[i];
-    entry.regionOffset = static_cast<uint16_t>(function.regionOffset);
-    entry.regionLength = function.regionLength;
+    entry.patchOffset = static_cast<uint16_t>(function.patchOffset());
     entry.mode = function.mode;
-    std::memcpy(entry.original, function.original, sizeof entry.original);
+    std::memcpy(entry.original,
+                function.original + (function.patchOffset() - function.regionOffset),
+                sizeof entry.original);
     std::memcpy(blob.data() + payload.trampolineOffset[i], function.trampoline,
                 function.trampolineLength);
   }

@@ -17,12 +17,12 @@ __asm__(
     ".Lquick_mask: .long 0\n"
     ".Lcontrol: .quad 0\n"
     ".Lslots: .skip 2 * " TS_STR(TS_SLOT_SIZE) "\n"
-    ".Ltramp_clock_gettime: .skip " TS_STR(TS_TRAMPOLINE_SIZE) "\n"
-    ".Ltramp_gettimeofday: .skip " TS_STR(TS_TRAMPOLINE_SIZE) "\n"
-    ".Ltramp_time: .skip " TS_STR(TS_TRAMPOLINE_SIZE) "\n"
 
+    // %rcx = the control word, %r8 = its active slot. The fakes read the control word BEFORE
+    // calling the original and check it after reading the slot: a thread preempted between the
+    // two would otherwise pair an old reading with a new rate and go backwards.
     ".macro TS_LOAD_SLOT\n"
-    "  movq .Lcontrol(%rip), %rcx\n"
+    "  movq %r13, %rcx\n"
     "  leaq .Lslots(%rip), %r8\n"
     "  testb $1, %cl\n"
     "  jz 7f\n"
@@ -31,28 +31,33 @@ __asm__(
     ".endm\n"
 
     // int clock_gettime(clockid_t id /*edi*/, struct timespec *ts /*rsi*/)
-        ".Lfake_clock_gettime:\n"
+    // Each trampoline sits just before its fake, in reach of a short jump.
+    ".Ltramp_clock_gettime: .skip " TS_STR(TS_TRAMPOLINE_SIZE) "\n"
+    ".Lfake_clock_gettime:\n"
     "  cmpl $" TS_STR(TS_CLOCK_COUNT) ", %edi\n"  // unsigned: dynamic (negative) ids pass too
     "  jae .Ltramp_clock_gettime\n"
     "  btl %edi, .Lquick_mask(%rip)\n"
     "  jnc .Ltramp_clock_gettime\n"
     "  pushq %rbx\n"
     "  pushq %r12\n"
-    "  subq $8, %rsp\n"  // keep the ABI's 16-byte alignment at the call
+    "  pushq %r13\n"  // three pushes keep the ABI's 16-byte alignment at the call
     "  movl %edi, %ebx\n"
     "  movq %rsi, %r12\n"
+    "0:\n"
+    "  movq .Lcontrol(%rip), %r13\n"
+    "  movl %ebx, %edi\n"
+    "  movq %r12, %rsi\n"
     "  call .Ltramp_clock_gettime\n"
     ".Lreturn_clock_gettime:\n"
     "  testl %eax, %eax\n"
     "  jnz 9f\n"
-    "1:\n"
     "  TS_LOAD_SLOT\n"
     "  movl " TS_STR(TS_SLOT_MASK) "(%r8), %r11d\n"
     "  movq " TS_STR(TS_SLOT_RATE) "(%r8), %rsi\n"
     "  movq " TS_STR(TS_SLOT_SEC) "(%r8,%rbx,8), %r9\n"
     "  movl " TS_STR(TS_SLOT_NSEC) "(%r8,%rbx,4), %r10d\n"
     "  cmpq .Lcontrol(%rip), %rcx\n"
-    "  jne 1b\n"
+    "  jne 0b\n"
     "  btl %ebx, %r11d\n"
     "  jnc 8f\n"  // deselected meanwhile: the real time is a correct answer
     "  testq %rsi, %rsi\n"
@@ -86,32 +91,39 @@ __asm__(
     "  movq %r10, 8(%r12)\n"
     "8:\n"  // %eax is still the original's 0 on every path here
     "9:\n"
-    "  addq $8, %rsp\n"
+    "  popq %r13\n"
     "  popq %r12\n"
     "  popq %rbx\n"
     ".Lexit_clock_gettime:\n"
     "  ret\n"
 
     // int gettimeofday(struct timeval *tv /*rdi*/, struct timezone *tz /*rsi*/)
-        ".Lfake_gettimeofday:\n"
+    ".Ltramp_gettimeofday: .skip " TS_STR(TS_TRAMPOLINE_SIZE) "\n"
+    ".Lfake_gettimeofday:\n"
     "  testq %rdi, %rdi\n"
     "  jz .Ltramp_gettimeofday\n"
     "  testb $1, .Lquick_mask(%rip)\n"
     "  jz .Ltramp_gettimeofday\n"
     "  pushq %rbx\n"
+    "  pushq %r12\n"
+    "  pushq %r13\n"
     "  movq %rdi, %rbx\n"
+    "  movq %rsi, %r12\n"
+    "0:\n"
+    "  movq .Lcontrol(%rip), %r13\n"
+    "  movq %rbx, %rdi\n"
+    "  movq %r12, %rsi\n"
     "  call .Ltramp_gettimeofday\n"
     ".Lreturn_gettimeofday:\n"
     "  testl %eax, %eax\n"
     "  jnz 9f\n"
-    "1:\n"
     "  TS_LOAD_SLOT\n"
     "  movl " TS_STR(TS_SLOT_MASK) "(%r8), %r11d\n"
     "  movq " TS_STR(TS_SLOT_RATE) "(%r8), %rsi\n"
     "  movq " TS_STR(TS_SLOT_SEC) "(%r8), %r9\n"
     "  movl " TS_STR(TS_SLOT_USEC) "(%r8), %r10d\n"
     "  cmpq .Lcontrol(%rip), %rcx\n"
-    "  jne 1b\n"
+    "  jne 0b\n"
     "  testb $1, %r11b\n"
     "  jz 8f\n"
     "  testq %rsi, %rsi\n"
@@ -145,28 +157,34 @@ __asm__(
     "  movq %r10, 8(%rbx)\n"
     "8:\n"  // %eax is still the original's 0 on every path here
     "9:\n"
+    "  popq %r13\n"
+    "  popq %r12\n"
     "  popq %rbx\n"
     ".Lexit_gettimeofday:\n"
     "  ret\n"
 
     // time_t time(time_t *t /*rdi*/): the original is asked for the value only, so that *t is
     // written once, already skewed.
-        ".Lfake_time:\n"
+    ".Ltramp_time: .skip " TS_STR(TS_TRAMPOLINE_SIZE) "\n"
+    ".Lfake_time:\n"
     "  testb $1, .Lquick_mask(%rip)\n"
     "  jz .Ltramp_time\n"
     "  pushq %rbx\n"
+    "  pushq %r12\n"
+    "  pushq %r13\n"
     "  movq %rdi, %rbx\n"
+    "0:\n"
+    "  movq .Lcontrol(%rip), %r13\n"
     "  xorl %edi, %edi\n"
     "  call .Ltramp_time\n"
     ".Lreturn_time:\n"
     "  movq %rax, %rdi\n"
-    "1:\n"
     "  TS_LOAD_SLOT\n"
     "  movl " TS_STR(TS_SLOT_MASK) "(%r8), %r11d\n"
     "  movq " TS_STR(TS_SLOT_RATE) "(%r8), %rsi\n"
     "  movq " TS_STR(TS_SLOT_SEC) "(%r8), %r9\n"
     "  cmpq .Lcontrol(%rip), %rcx\n"
-    "  jne 1b\n"
+    "  jne 0b\n"
     "  movq %rdi, %rax\n"
     "  testb $1, %r11b\n"
     "  jz 2f\n"
@@ -182,6 +200,8 @@ __asm__(
     "  jz 3f\n"
     "  movq %rax, (%rbx)\n"
     "3:\n"
+    "  popq %r13\n"
+    "  popq %r12\n"
     "  popq %rbx\n"
     ".Lexit_time:\n"
     "  ret\n"
@@ -236,10 +256,7 @@ const PayloadLayout& payloadLayout() {
 bool payloadLayoutIsConsistent() {
   const uint32_t* offsets = timeskew_x64_payload_offsets;
   return offsets[7] == TS_CONTROL_OFFSET && offsets[8] == TS_SLOTS_OFFSET &&
-         offsets[9] == TS_QUICK_MASK_OFFSET &&
-         offsets[4] == TS_TRAMPOLINES_OFFSET &&
-         offsets[5] == TS_TRAMPOLINES_OFFSET + TS_TRAMPOLINE_SIZE &&
-         offsets[6] == TS_TRAMPOLINES_OFFSET + 2 * TS_TRAMPOLINE_SIZE;
+         offsets[9] == TS_QUICK_MASK_OFFSET && offsets[4] == TS_CODE_OFFSET;
 }
 
 }  // namespace timeskew::x86_64
