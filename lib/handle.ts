@@ -7,14 +7,46 @@ import type {
   HookedFunction,
   NativeInstallResult,
   NativeRestoreResult,
+  NativeStatus,
 } from '../types/native';
-import type { ClockId } from './clocks';
+import { CLOCK_IDS, type ClockId, maskToClockIds } from './clocks';
 import { TimeSkewError, invalid } from './errors';
+import { RATE_FROZEN, q32ToDriftPpm, q32ToRate } from './models';
 import * as native from './native';
-import { type ResolvedClocks, type UpdateOptions, resolveUpdate } from './options';
+import {
+  type ClockOffsets,
+  type DurationInput,
+  type ModelState,
+  type ResolvedClocks,
+  type UpdateOptions,
+  durationFromValue,
+  resolveClockIds,
+  resolveUpdate,
+} from './options';
+import { type ClockStatus, inspectPid } from './status';
 
 /** What the engine reported for the last install or restore: thread counts and pause times. */
 export type OperationReport = Readonly<NativeInstallResult> | Readonly<NativeRestoreResult>;
+
+/** The clock model in force in a target, as a SkewHandle knows it. */
+export interface ClockModel {
+  /** The skewed clocks, in clock id order. */
+  readonly clockIds: readonly ClockId[];
+  /**
+   * The skew (fake - real, ns) of each clock when it was last set (by skewClock() or an update). With
+   * a rate other than 1 it changes from there by (rate - 1) ns per real ns: inspect() reads it now.
+   * A clock anchored by `at` or kept across a rate change has the skew read right after the change.
+   */
+  readonly offsets: Readonly<Partial<Record<ClockId, bigint>>>;
+  /** Speed of the skewed clocks relative to the real ones: 1 real speed, 0 frozen. */
+  readonly rate: number;
+  /** The same as `rate`, in parts per million. */
+  readonly driftPpm: number;
+  /** The rate as the fake holds it: Q32 fixed point, 0n real speed, -(2n ** 32n) frozen. */
+  readonly rateQ32: bigint;
+  /** true when the skewed clocks stand still. */
+  readonly frozen: boolean;
+}
 
 const isGone = (err: unknown): boolean => err instanceof TimeSkewError && err.code === 'ESRCH';
 
@@ -23,8 +55,7 @@ export class SkewHandle {
   /** How each hooked function reaches the real clock in this target. */
   readonly mode: Readonly<Record<HookedFunction, HookMode>>;
 
-  #offsetNs: bigint;
-  #clockIds: readonly ClockId[];
+  #state: ModelState;
   #lastReport: OperationReport;
   #restored = false;
   #restoring: Promise<void> | undefined;
@@ -33,22 +64,69 @@ export class SkewHandle {
   #queue: Promise<void> = Promise.resolve();
 
   /** @internal Created by skewClock() once the engine has installed the skew. */
-  constructor(pid: number, installed: ResolvedClocks, result: NativeInstallResult) {
+  constructor(pid: number, installed: ModelState, result: NativeInstallResult) {
     this.pid = pid;
     this.mode = Object.freeze({ ...result.modes });
-    this.#offsetNs = installed.offsetNs;
-    this.#clockIds = Object.freeze([...installed.clockIds]);
+    this.#state = freezeState(installed);
     this.#lastReport = result;
   }
 
-  /** The offset currently in force, in nanoseconds. */
+  /**
+   * @internal A handle for a skew found in `pid` (installed by someone else, or inherited through
+   * fork), so that it can be changed and restored like one of ours.
+   */
+  static adopt(pid: number, status: NativeStatus): SkewHandle {
+    const clockIds = maskToClockIds(status.mask);
+    const offsets: Partial<Record<ClockId, bigint>> = {};
+    for (const clock of clockIds) offsets[clock] = status.offsetsNs[CLOCK_IDS[clock]] ?? 0n;
+    const first = clockIds[0];
+    const report: NativeInstallResult = { threads: 0, movedThreads: 0, pauseNs: 0, maxThreadPauseNs: 0, modes: { ...status.modes } };
+    return new SkewHandle(
+      pid,
+      { clockIds, offsets, rateQ32: typeof status.rate === 'bigint' ? status.rate : 0n, offsetNs: first ? offsets[first]! : 0n },
+      report,
+    );
+  }
+
+  /**
+   * The last single offset given (by `offset`, `sec`/`nsec`, or the first clock of `offsets`): what
+   * update({ clockIds }) gives to the clocks it adds. Per-clock skews are in `offsets`.
+   */
   get offsetNs(): bigint {
-    return this.#offsetNs;
+    return this.#state.offsetNs;
   }
 
   /** The clocks currently skewed, in clock id order. */
   get clockIds(): readonly ClockId[] {
-    return this.#clockIds;
+    return this.#state.clockIds;
+  }
+
+  /** The skew of each clock when it was last set; see ClockModel.offsets. */
+  get offsets(): Readonly<Partial<Record<ClockId, bigint>>> {
+    return this.#state.offsets;
+  }
+
+  /** Speed of the skewed clocks relative to the real ones: 1 real speed, 0 frozen. */
+  get rate(): number {
+    return q32ToRate(this.#state.rateQ32);
+  }
+
+  /** true when the skewed clocks stand still. */
+  get frozen(): boolean {
+    return this.#state.rateQ32 === RATE_FROZEN;
+  }
+
+  /** The whole model in force, as one snapshot. */
+  get model(): ClockModel {
+    const { clockIds, offsets, rateQ32 } = this.#state;
+    return Object.freeze({
+      clockIds,
+      offsets,
+      rate: q32ToRate(rateQ32),
+      driftPpm: q32ToDriftPpm(rateQ32),
+      rateQ32,
+      frozen: rateQ32 === RATE_FROZEN,
+    });
   }
 
   /** True once the skew is gone: removed by restore()/restoreSync(), or the target has exited. */
@@ -60,36 +138,61 @@ export class SkewHandle {
     return this.#lastReport;
   }
 
+  /** @internal Whether update() could still run (neither restored nor being restored). */
+  get usable(): boolean {
+    return !this.#restored && !this.#restoring;
+  }
+
   /**
-   * Changes the offset and/or the clocks in place: the engine rewrites the table in the target
-   * without stopping or re-injecting it, so the target never pauses for an update.
+   * Changes the model in place: the engine rewrites the table in the target without stopping or
+   * re-injecting it, so the target never pauses for an update. Clocks given an offset (or `at`)
+   * jump to it; the others keep reading on from where they are, so a change of rate, or
+   * freeze/unfreeze, never makes a clock jump.
    */
   update(options: UpdateOptions): Promise<void> {
     try {
       this.#assertUsable();
       // Validate now, against the current state, so a bad argument rejects without queueing.
-      resolveUpdate(this.pid, options, this.#state());
+      resolveUpdate(this.pid, options, this.#state);
     } catch (err) {
       return Promise.reject(err);
     }
-    const run = async (): Promise<void> => {
-      // restoreSync() may have run while this update waited its turn. (A restore() queued behind
-      // this update is no reason to stop: it waits for us.)
-      if (this.#restored) this.#assertUsable();
-      const next = resolveUpdate(this.pid, options, this.#state());
-      try {
-        await native.update(this.pid, next.table);
-      } catch (err) {
-        // The skew died with the process: nothing is left to restore.
-        if (isGone(err)) this.#restored = true;
-        throw err;
+    return this.#enqueue(() => this.#apply(options));
+  }
+
+  /**
+   * Moves the skewed clocks (or `clockIds`, adding any not skewed yet) forward by `by` (backward
+   * when negative) from where they are now, keeping the rate. Exact at rate 1; with another rate
+   * the current skew is read from the target first, so the jump is exact to within the
+   * microseconds that the read and the write are apart, times (rate - 1).
+   */
+  jump(by: DurationInput, clockIds?: ClockId[]): Promise<void> {
+    let delta: bigint;
+    let clocks: ClockId[] | undefined;
+    try {
+      this.#assertUsable();
+      delta = durationFromValue(this.pid, by, 'by');
+      clocks = resolveClockIds(this.pid, clockIds);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#enqueue(async () => {
+      const targets = clocks ?? [...this.#state.clockIds];
+      let current: Partial<Record<ClockId, bigint>> = this.#state.offsets;
+      const known = this.#state.rateQ32 === 0n && targets.every((c) => !this.#state.clockIds.includes(c) || current[c] !== undefined);
+      if (!known) {
+        const status = await this.#inspectOrGone();
+        current = status?.clocks ?? {};
       }
-      this.#offsetNs = next.offsetNs;
-      this.#clockIds = Object.freeze(next.clockIds);
-    };
-    const result = this.#queue.then(run);
-    this.#queue = result.catch(() => undefined);
-    return result;
+      const offsets: ClockOffsets = {};
+      for (const clock of targets) offsets[clock] = (this.#state.clockIds.includes(clock) ? current[clock] ?? 0n : 0n) + delta;
+      await this.#apply({ offsets });
+    });
+  }
+
+  /** Reads the skew in the target now (inspectClock(handle.pid)). */
+  inspect(): Promise<ClockStatus | null> {
+    return inspectPid(this.pid);
   }
 
   /**
@@ -145,8 +248,56 @@ export class SkewHandle {
     this.restoreSync();
   }
 
-  #state(): { offsetNs: bigint; clockIds: readonly ClockId[] } {
-    return { offsetNs: this.#offsetNs, clockIds: this.#clockIds };
+  /** @internal Fills in the skews only the target knows (after `at`, or a clock kept while drifting). */
+  async refresh(unknown: readonly ClockId[]): Promise<void> {
+    if (unknown.length === 0) return;
+    let status: ClockStatus | null;
+    try {
+      status = await inspectPid(this.pid);
+    } catch {
+      return; // best effort: the model keeps what it knew
+    }
+    if (status === null) return;
+    const offsets = { ...this.#state.offsets };
+    for (const clock of unknown) {
+      const skew = status.clocks[clock];
+      if (skew !== undefined) offsets[clock] = skew;
+    }
+    this.#state = freezeState({ ...this.#state, offsets });
+  }
+
+  #enqueue(work: () => Promise<void>): Promise<void> {
+    const run = async (): Promise<void> => {
+      // restoreSync() may have run while this update waited its turn. (A restore() queued behind
+      // this update is no reason to stop: it waits for us.)
+      if (this.#restored) this.#assertUsable();
+      await work();
+    };
+    const result = this.#queue.then(run);
+    this.#queue = result.catch(() => undefined);
+    return result;
+  }
+
+  async #apply(options: UpdateOptions): Promise<void> {
+    const next: ResolvedClocks = resolveUpdate(this.pid, options, this.#state);
+    try {
+      await native.update(this.pid, next.table);
+    } catch (err) {
+      // The skew died with the process: nothing is left to restore.
+      if (isGone(err)) this.#restored = true;
+      throw err;
+    }
+    this.#state = freezeState(next);
+    await this.refresh(next.unknown);
+  }
+
+  async #inspectOrGone(): Promise<ClockStatus | null> {
+    try {
+      return await inspectPid(this.pid);
+    } catch (err) {
+      if (isGone(err)) this.#restored = true;
+      throw err;
+    }
   }
 
   #assertUsable(): void {
@@ -155,4 +306,13 @@ export class SkewHandle {
       throw invalid(this.pid, `handle ${state}`, 'call skewClock() again to install a new skew');
     }
   }
+}
+
+function freezeState(state: ModelState): ModelState {
+  return Object.freeze({
+    clockIds: Object.freeze([...state.clockIds]),
+    offsets: Object.freeze({ ...state.offsets }),
+    rateQ32: state.rateQ32,
+    offsetNs: state.offsetNs,
+  });
 }

@@ -13,6 +13,7 @@ import type {
   NativeRestoreResult,
   NativeStatus,
 } from '../types/native';
+import { debug, describeReport } from './debug';
 import { TimeSkewError, fromNative } from './errors';
 
 interface LoadFailure {
@@ -34,7 +35,10 @@ function loadOnce(): NativeBinding | LoadFailure {
   }
   try {
     // Resolved from the package root (one level above dist/ or lib/), where build/ and prebuilds/ live.
-    const candidate = require('node-gyp-build')(path.join(__dirname, '..')) as NativeBinding;
+    const root = path.join(__dirname, '..');
+    const load = require('node-gyp-build') as { (dir: string): unknown; resolve(dir: string): string };
+    debug('loading the addon %s', load.resolve(root));
+    const candidate = load(root) as NativeBinding;
     loaded =
       candidate.arch === 'x64'
         ? candidate
@@ -47,6 +51,7 @@ function loadOnce(): NativeBinding | LoadFailure {
       cause: err,
     };
   }
+  if (!('install' in loaded)) debug('addon unavailable: %s', loaded.message);
   return loaded;
 }
 
@@ -57,6 +62,11 @@ function addon(pid: number | undefined): NativeBinding {
   throw new TimeSkewError('ENOTSUP', result.message, { pid, hint: result.hint, cause: result.cause });
 }
 
+/** The raw addon, for lib/launch.ts (launchStopped, waitForExit). Throws ENOTSUP like every call here. */
+export function binding(pid?: number): NativeBinding {
+  return addon(pid);
+}
+
 /** Tests of the layers above use a fake engine; `undefined` goes back to loading the real one. */
 export function setBindingForTesting(binding: NativeBinding | undefined): void {
   loaded = binding;
@@ -64,43 +74,62 @@ export function setBindingForTesting(binding: NativeBinding | undefined): void {
 
 // async, so that a synchronous throw from the addon (bad argument, ENOTSUP) becomes a rejection too.
 export async function install(request: NativeInstallRequest): Promise<NativeInstallResult> {
+  debug('install pid %d: mask=%s replace=%s forceSyscall=%s', request.pid, request.mask.toString(2), request.replace, request.forceSyscall);
   try {
-    return await addon(request.pid).install(request);
+    const result = await addon(request.pid).install(request);
+    debug('installed pid %d: %s modes=%j', request.pid, describeReport(result), result.modes);
+    return result;
   } catch (err) {
-    throw fromNative(err, request.pid);
+    throw failed('install', fromNative(err, request.pid));
   }
 }
 
 export async function update(pid: number, table: NativeClockTable): Promise<void> {
+  debug('update pid %d: mask=%s', pid, table.mask.toString(2));
   try {
     await addon(pid).update(pid, table);
+    debug('updated pid %d', pid);
   } catch (err) {
-    throw fromNative(err, pid);
+    throw failed('update', fromNative(err, pid));
   }
 }
 
 export async function restore(pid: number): Promise<NativeRestoreResult> {
+  debug('restore pid %d', pid);
   try {
-    return await addon(pid).restore(pid);
+    const result = await addon(pid).restore(pid);
+    debug('restore pid %d: restored=%s codeRetained=%s %s', pid, result.restored, result.codeRetained, describeReport(result));
+    return result;
   } catch (err) {
-    throw fromNative(err, pid);
+    throw failed('restore', fromNative(err, pid));
   }
 }
 
 export function restoreSync(pid: number): NativeRestoreResult {
+  debug('restoreSync pid %d', pid);
   try {
-    return addon(pid).restoreSync(pid);
+    const result = addon(pid).restoreSync(pid);
+    debug('restoreSync pid %d: restored=%s codeRetained=%s %s', pid, result.restored, result.codeRetained, describeReport(result));
+    return result;
   } catch (err) {
-    throw fromNative(err, pid);
+    throw failed('restoreSync', fromNative(err, pid));
   }
 }
 
 export async function inspect(pid: number): Promise<NativeStatus | null> {
+  debug('inspect pid %d', pid);
   try {
-    return await addon(pid).inspect(pid);
+    const status = await addon(pid).inspect(pid);
+    debug('inspect pid %d: %s', pid, status === null ? 'no skew' : `mask=${status.mask.toString(2)} active=${status.active} installer=${status.installerPid} version=${status.version}`);
+    return status;
   } catch (err) {
-    throw fromNative(err, pid);
+    throw failed('inspect', fromNative(err, pid));
   }
+}
+
+function failed(operation: string, err: TimeSkewError): TimeSkewError {
+  debug('%s pid %s failed: %s', operation, err.pid ?? '-', err.code);
+  return err;
 }
 
 export function planImage(image: Uint8Array, forceSyscall: boolean): NativePlanReport {

@@ -76,7 +76,7 @@ describe('options', () => {
     ['a duration without a unit', { offset: '10' }],
     ['both offset forms', { sec: 1, offset: '1s' }],
     ['no offset at all', {}],
-    ['an unknown option', { sec: 1, rate: 2 }],
+    ['an unknown option', { sec: 1, speed: 2 }],
     ['a non-integer nsec', { nsec: 0.5 }],
     ['an offset beyond the int64 range', { offset: 2n ** 63n }],
     ['options that are not an object', 'fast'],

@@ -10,7 +10,7 @@ import type {
   NativeRestoreResult,
   NativeStatus,
 } from '../types/native';
-import { TimeSkewError, inspectClock, restoreClock, skewClock } from '../lib/index';
+import { SkewHandle, TimeSkewError, inspectClock, jump, restoreClock, skewClock } from '../lib/index';
 import { setBindingForTesting } from '../lib/native';
 
 const PID = 31337;
@@ -65,6 +65,9 @@ describe('skewClock', () => {
       pid: PID,
       mask: 0b11,
       offsetsNs: [-600_000_000_000n, -600_000_000_000n, ...Array<bigint>(10).fill(0n)],
+      rate: 0n,
+      keepMask: 0,
+      absoluteMask: 0,
       replace: false,
       forceSyscall: false,
     });
@@ -286,6 +289,7 @@ describe('inspectClock', () => {
     fake.inspect.mockResolvedValueOnce({
       mask: (1 << 1) | (1 << 11),
       offsetsNs,
+      rate: 2n ** 31n,
       version: '0.1.0',
       layout: 1,
       installerPid: 1234,
@@ -298,6 +302,10 @@ describe('inspectClock', () => {
       installerPid: 1234,
       active: true,
       clocks: { CLOCK_MONOTONIC: -5n, CLOCK_TAI: 7n },
+      rate: 1.5,
+      driftPpm: 500_000,
+      rateQ32: 2n ** 31n,
+      frozen: false,
       mode: installResult.modes,
     });
   });
@@ -305,5 +313,88 @@ describe('inspectClock', () => {
   it('rejects ESRCH for a process that does not exist', async () => {
     fake.inspect.mockRejectedValueOnce(nativeError('ESRCH'));
     expect((await rejection(inspectClock(PID))).code).toBe('ESRCH');
+  });
+});
+
+function status(mask: number, skews: Record<number, bigint>, rate = 0n, installerPid = 1234): NativeStatus {
+  const offsetsNs = Array<bigint>(12).fill(0n);
+  for (const [id, skew] of Object.entries(skews)) offsetsNs[Number(id)] = skew;
+  return { mask, offsetsNs, rate, version: '0.1.0', layout: 2, installerPid, modes: installResult.modes, active: true };
+}
+
+describe('clock models through the handle', () => {
+  it('exposes the model installed', async () => {
+    const handle = await skewClock(PID, { offsets: { CLOCK_REALTIME: '-10m', CLOCK_MONOTONIC: '5s' }, driftPpm: 500 });
+    expect(fake.install.mock.calls[0]![0]).toMatchObject({ mask: 0b11, rate: 2147484n, keepMask: 0, absoluteMask: 0 });
+    expect(handle.model).toEqual({
+      clockIds: ['CLOCK_REALTIME', 'CLOCK_MONOTONIC'],
+      offsets: { CLOCK_REALTIME: -600_000_000_000n, CLOCK_MONOTONIC: 5_000_000_000n },
+      rate: 1 + 2147484 / 2 ** 32,
+      driftPpm: expect.closeTo(500, 3),
+      rateQ32: 2147484n,
+      frozen: false,
+    });
+    expect(Object.isFrozen(handle.model.offsets)).toBe(true);
+    expect(handle.offsetNs).toBe(-600_000_000_000n);
+    expect(fake.inspect).not.toHaveBeenCalled(); // every skew was known
+  });
+
+  it('reads back the skew of an `at` install from the target', async () => {
+    fake.inspect.mockResolvedValueOnce(status(1, { 0: -123n }));
+    const handle = await skewClock(PID, { at: '2000-01-01T00:00:00Z', freeze: true });
+    expect(fake.install.mock.calls[0]![0]).toMatchObject({ mask: 1, absoluteMask: 1, rate: -(2n ** 32n) });
+    expect(fake.install.mock.calls[0]![0].offsetsNs[0]).toBe(946_684_800_000_000_000n);
+    expect(handle.offsets).toEqual({ CLOCK_REALTIME: -123n });
+    expect(handle.frozen).toBe(true);
+    expect(handle.rate).toBe(0);
+  });
+
+  it('a rate-only update keeps every clock; the handle re-reads the skews of clocks that drifted', async () => {
+    const handle = await skewClock(PID, { offset: '1h', clockIds: ['CLOCK_REALTIME', 'CLOCK_BOOTTIME'] });
+    await handle.update({ rate: 2 });
+    expect(fake.update.mock.calls[0]![1]).toMatchObject({ mask: 0b1000_0001, keepMask: 0b1000_0001, rate: 2n ** 32n, absoluteMask: 0 });
+    expect(fake.inspect).not.toHaveBeenCalled(); // rate was 1 until now: the skews are still 1 h
+    expect(handle.offsets).toEqual({ CLOCK_REALTIME: 3_600_000_000_000n, CLOCK_BOOTTIME: 3_600_000_000_000n });
+
+    fake.inspect.mockResolvedValueOnce(status(0b1000_0001, { 0: 3_601_000_000_000n, 7: 3_601_000_000_001n }, 0n));
+    await handle.update({ freeze: false });
+    expect(fake.update.mock.calls[1]![1]).toMatchObject({ keepMask: 0b1000_0001, rate: 0n });
+    expect(handle.offsets).toEqual({ CLOCK_REALTIME: 3_601_000_000_000n, CLOCK_BOOTTIME: 3_601_000_000_001n });
+    expect(handle.rate).toBe(1);
+  });
+
+  it('jump() adds `by` to the known skews at rate 1, without reading the target', async () => {
+    const handle = await skewClock(PID, { offsets: { CLOCK_REALTIME: '1s', CLOCK_MONOTONIC: '2s' } });
+    await handle.jump('-500ms');
+    expect(fake.inspect).not.toHaveBeenCalled();
+    expect(fake.update.mock.calls[0]![1]).toMatchObject({ keepMask: 0, rate: 0n });
+    expect(handle.offsets).toEqual({ CLOCK_REALTIME: 500_000_000n, CLOCK_MONOTONIC: 1_500_000_000n });
+    await handle.jump(1n, ['CLOCK_TAI']);
+    expect(handle.offsets).toEqual({ CLOCK_REALTIME: 500_000_000n, CLOCK_MONOTONIC: 1_500_000_000n, CLOCK_TAI: 1n });
+    expect(fake.update.mock.calls[1]![1]).toMatchObject({ keepMask: 0b11 });
+    expect((await rejection(handle.jump('later'))).code).toBe('EINVAL');
+  });
+
+  it('jump() reads the current skew from the target while a rate is in force', async () => {
+    const handle = await skewClock(PID, { offset: '1s', rate: 3 });
+    fake.inspect.mockResolvedValueOnce(status(1, { 0: 7_000_000_000n }, 2n ** 33n));
+    await handle.jump('1s');
+    expect(fake.update.mock.calls[0]![1]).toMatchObject({ keepMask: 0, rate: 2n ** 33n });
+    expect(fake.update.mock.calls[0]![1].offsetsNs[0]).toBe(8_000_000_000n);
+  });
+
+  it('jump(pid) installs when the process has no skew and adopts the one it has', async () => {
+    const installed = await jump(PID, { by: '10m' });
+    expect(fake.install.mock.calls[0]![0]).toMatchObject({ mask: 1, offsetsNs: expect.arrayContaining([600_000_000_000n]) });
+    expect(installed.offsetNs).toBe(600_000_000_000n);
+
+    fake.inspect.mockResolvedValueOnce(status(0b11, { 0: 5n, 1: 6n }));
+    const adopted = await jump(PID, { by: 10n });
+    expect(adopted).toBeInstanceOf(SkewHandle);
+    expect(fake.install).toHaveBeenCalledTimes(1);
+    expect(fake.update.mock.calls[0]![1]).toMatchObject({ mask: 0b11, keepMask: 0 });
+    expect(adopted.offsets).toEqual({ CLOCK_REALTIME: 15n, CLOCK_MONOTONIC: 16n });
+    await adopted.restore();
+    expect(fake.restore).toHaveBeenCalledWith(PID);
   });
 });

@@ -2,7 +2,8 @@ import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { CLOCK_IDS, CLOCK_TABLE_SIZE, type ClockId, clockIdsToMask, maskToClockIds } from '../lib/clocks';
 import { TimeSkewError, fromNative, invalid } from '../lib/errors';
-import { buildTable, resolveSkew, resolveUpdate, validatePid } from '../lib/options';
+import { driftPpmToQ32, parseInstant, q32ToDriftPpm, q32ToRate, rateToQ32 } from '../lib/models';
+import { type ModelState, resolveSkew, resolveUpdate, validatePid } from '../lib/options';
 
 const PID = 4242;
 const INT64_MAX = (1n << 63n) - 1n;
@@ -245,27 +246,82 @@ describe('resolveSkew: clocks and the native table', () => {
 });
 
 describe('resolveUpdate', () => {
-  const current = { offsetNs: -600_000_000_000n, clockIds: ['CLOCK_REALTIME', 'CLOCK_MONOTONIC'] as ClockId[] };
+  const current: ModelState = {
+    offsetNs: -600_000_000_000n,
+    clockIds: ['CLOCK_REALTIME', 'CLOCK_MONOTONIC'],
+    offsets: { CLOCK_REALTIME: -600_000_000_000n, CLOCK_MONOTONIC: -600_000_000_000n },
+    rateQ32: 0n,
+  };
 
-  it('keeps the current offset and clocks when they are not given', () => {
+  it('keeps every clock where it is when nothing is given (keepMask), at the same rate', () => {
     const r = resolveUpdate(PID, {}, current);
     expect(r.offsetNs).toBe(current.offsetNs);
     expect(r.clockIds).toEqual(current.clockIds);
-    expect(r.table).toEqual(buildTable(current.offsetNs, current.clockIds));
+    expect(r.offsets).toEqual(current.offsets);
+    expect(r.unknown).toEqual([]);
+    expect(r.table).toEqual({
+      mask: 0b11,
+      keepMask: 0b11,
+      absoluteMask: 0,
+      rate: 0n,
+      offsetsNs: [-600_000_000_000n, -600_000_000_000n, ...Array<bigint>(10).fill(0n)],
+    });
   });
 
   it('replaces only what is given', () => {
     expect(resolveUpdate(PID, { offset: '1s' }, current)).toMatchObject({
       offsetNs: 1_000_000_000n,
       clockIds: ['CLOCK_REALTIME', 'CLOCK_MONOTONIC'],
+      table: { keepMask: 0 },
     });
     expect(resolveUpdate(PID, { sec: -1, nsec: 1 }, current).offsetNs).toBe(-999_999_999n);
     const clocksOnly = resolveUpdate(PID, { clockIds: ['CLOCK_BOOTTIME', 'CLOCK_BOOTTIME'] }, current);
     expect(clocksOnly.offsetNs).toBe(current.offsetNs);
     expect(clocksOnly.clockIds).toEqual(['CLOCK_BOOTTIME']);
     expect(clocksOnly.table.mask).toBe(1 << 7);
+    expect(clocksOnly.table.keepMask).toBe(0); // a new clock: it gets offsetNs
     expect(clocksOnly.table.offsetsNs[7]).toBe(current.offsetNs);
     expect(clocksOnly.table.offsetsNs[0]).toBe(0n);
+    // A clock that stays keeps its skew; the one added gets offsetNs.
+    const more = resolveUpdate(PID, { clockIds: ['CLOCK_REALTIME', 'CLOCK_TAI'] }, current);
+    expect(more.table).toMatchObject({ mask: 1 | (1 << 11), keepMask: 1 });
+    expect(more.offsets).toEqual({ CLOCK_REALTIME: -600_000_000_000n, CLOCK_TAI: -600_000_000_000n });
+  });
+
+  it('a rate change alone keeps every clock (no jump); with an offset the clocks re-anchor', () => {
+    const rateOnly = resolveUpdate(PID, { rate: 1.5 }, current);
+    expect(rateOnly.table).toMatchObject({ keepMask: 0b11, rate: 2n ** 31n });
+    expect(rateOnly.offsets).toEqual(current.offsets); // known: the skew was constant until now
+    const frozen = resolveUpdate(PID, { freeze: true }, current);
+    expect(frozen.table).toMatchObject({ keepMask: 0b11, rate: -(2n ** 32n) });
+    const both = resolveUpdate(PID, { rate: 2, offset: '1h' }, current);
+    expect(both.table).toMatchObject({ keepMask: 0, rate: 2n ** 32n });
+    expect(both.offsets).toEqual({ CLOCK_REALTIME: 3_600_000_000_000n, CLOCK_MONOTONIC: 3_600_000_000_000n });
+  });
+
+  it('a clock kept while a rate is in force has a skew only the target knows', () => {
+    const drifting: ModelState = { ...current, rateQ32: 2n ** 31n };
+    const r = resolveUpdate(PID, { freeze: false }, drifting);
+    expect(r.table).toMatchObject({ keepMask: 0b11, rate: 0n });
+    expect(r.offsets).toEqual({});
+    expect(r.unknown).toEqual(['CLOCK_REALTIME', 'CLOCK_MONOTONIC']);
+    // Unchanged rate when not given.
+    expect(resolveUpdate(PID, { offset: '1s' }, drifting).table.rate).toBe(2n ** 31n);
+  });
+
+  it('per-clock offsets re-anchor the named clocks, add new ones, and keep the others', () => {
+    const r = resolveUpdate(PID, { offsets: { CLOCK_MONOTONIC: '5s', CLOCK_BOOTTIME: -1n } }, current);
+    expect(r.clockIds).toEqual(['CLOCK_REALTIME', 'CLOCK_MONOTONIC', 'CLOCK_BOOTTIME']);
+    expect(r.table).toMatchObject({ mask: 0b1000_0011, keepMask: 1 });
+    expect(r.offsets).toEqual({ CLOCK_REALTIME: -600_000_000_000n, CLOCK_MONOTONIC: 5_000_000_000n, CLOCK_BOOTTIME: -1n });
+    expect(r.offsetNs).toBe(current.offsetNs);
+  });
+
+  it('at re-anchors the realtime clocks to an absolute time and keeps the others', () => {
+    const r = resolveUpdate(PID, { at: 946_684_800_000_000_000n }, current);
+    expect(r.table).toMatchObject({ mask: 0b11, keepMask: 0b10, absoluteMask: 0b01 });
+    expect(r.table.offsetsNs[0]).toBe(946_684_800_000_000_000n);
+    expect(r.unknown).toEqual(['CLOCK_REALTIME']);
   });
 
   it('applies the same rules as resolveSkew', () => {
@@ -274,10 +330,176 @@ describe('resolveUpdate', () => {
     einval(() => resolveUpdate(PID, { offset: INT64_MAX + 1n }, current));
     einval(() => resolveUpdate(PID, { clockIds: [] }, current));
     einval(() => resolveUpdate(PID, null, current));
+    einval(() => resolveUpdate(PID, { rate: 5 }, current));
+    einval(() => resolveUpdate(PID, { freeze: true, rate: 1 }, current));
+    einval(() => resolveUpdate(PID, { offsets: { CLOCK_TAI: '1s' }, clockIds: ['CLOCK_TAI'] }, current));
   });
 
   it.each(['replace', 'forceSyscall', 'pid'])('rejects %s, which only skewClock takes', (key) => {
     expect(einval(() => resolveUpdate(PID, { [key]: true }, current)).message).toContain(`"${key}"`);
+  });
+});
+
+describe('rate conversion (lib/models)', () => {
+  it.each<[number, bigint]>([
+    [1, 0n],
+    [0, -(2n ** 32n)],
+    [2, 2n ** 32n],
+    [4, 3n * 2n ** 32n],
+    [1.5, 2n ** 31n],
+    [0.5, -(2n ** 31n)],
+    [1.0005, 2147484n], // 0.0005 * 2^32 = 2147483.648, from the decimal digits, not 1.0005 - 1 in doubles
+    [0.9995, -2147484n],
+    [1.000001, 4295n], // 4294.967296
+    [1 + 1e-9, 4n], // 4.294967296
+    [1.00000000011641532, 0n], // just below half a step
+    [0.1, -3865470566n], // -0.9 * 2^32 = -3865470566.4
+  ])('rate %d → Q32 %d', (rate, q32) => {
+    expect(rateToQ32(rate)).toBe(q32);
+  });
+
+  it.each<[number, bigint]>([
+    [0, 0n],
+    [500, 2147484n],
+    [-250, -1073742n], // -1073741.824
+    [1, 4295n],
+    [0.001, 4n], // 4.294967296
+    [-1e6, -(2n ** 32n)],
+    [3e6, 3n * 2n ** 32n],
+    [1e-7, 0n],
+  ])('driftPpm %d → Q32 %d', (ppm, q32) => {
+    expect(driftPpmToQ32(ppm)).toBe(q32);
+  });
+
+  it('gives back the real rate and drift of a Q32 value', () => {
+    expect(q32ToRate(0n)).toBe(1);
+    expect(q32ToRate(-(2n ** 32n))).toBe(0);
+    expect(q32ToRate(2n ** 31n)).toBe(1.5);
+    expect(q32ToRate(-1n)).toBe(1 - 2 ** -32);
+    expect(q32ToRate(3n * 2n ** 32n)).toBe(4);
+    expect(q32ToRate(2147484n)).toBeCloseTo(1.0005, 9);
+    expect(q32ToDriftPpm(2147484n)).toBeCloseTo(500, 3);
+    // Round trip through the real number is exact for every Q32 value.
+    for (const q of [1n, -1n, 123456789n, -(2n ** 32n) + 1n, 3n * 2n ** 32n - 1n]) expect(rateToQ32(q32ToRate(q))).toBe(q);
+  });
+});
+
+describe('resolveSkew: clock models', () => {
+  it('rate, driftPpm and freeze set the Q32 rate of the selected clocks, with no offset needed', () => {
+    expect(resolveSkew(PID, { rate: 1.0005 })).toMatchObject({
+      clockIds: ['CLOCK_REALTIME'],
+      rateQ32: 2147484n,
+      offsets: { CLOCK_REALTIME: 0n },
+      table: { mask: 1, rate: 2147484n, keepMask: 0, absoluteMask: 0 },
+    });
+    expect(resolveSkew(PID, { driftPpm: 500, clockIds: ['CLOCK_MONOTONIC'] }).table).toMatchObject({ mask: 2, rate: 2147484n });
+    expect(resolveSkew(PID, { freeze: true }).table.rate).toBe(-(2n ** 32n));
+    expect(resolveSkew(PID, { freeze: false }).table.rate).toBe(0n);
+    expect(resolveSkew(PID, { rate: 0 }).table.rate).toBe(-(2n ** 32n));
+    expect(resolveSkew(PID, { offset: '1s', rate: 2 }).table).toMatchObject({ rate: 2n ** 32n, offsetsNs: expect.arrayContaining([1_000_000_000n]) });
+    expect(resolveSkew(PID, { offset: '1s' }).table).toMatchObject({ rate: 0n, keepMask: 0, absoluteMask: 0 });
+  });
+
+  it.each<[string, object, string]>([
+    ['rate above 4', { rate: 4.000001 }, 'out of range'],
+    ['negative rate', { rate: -0.1 }, 'out of range'],
+    ['NaN rate', { rate: NaN }, 'finite number'],
+    ['string rate', { rate: '2' }, 'finite number'],
+    ['driftPpm below -1e6', { driftPpm: -1_000_001 }, 'out of range'],
+    ['driftPpm above 3e6', { driftPpm: 3_000_001 }, 'out of range'],
+    ['Infinity driftPpm', { driftPpm: Infinity }, 'finite number'],
+    ['rate and driftPpm', { rate: 1, driftPpm: 0 }, 'both rate and driftPpm'],
+    ['freeze and rate', { freeze: true, rate: 1 }, 'both freeze and rate'],
+    ['freeze and driftPpm', { freeze: false, driftPpm: 5 }, 'both freeze and driftPpm'],
+    ['non-boolean freeze', { freeze: 1 }, 'freeze must be a boolean'],
+  ])('rejects %s', (_label, options, message) => {
+    const err = einval(() => resolveSkew(PID, options));
+    expect(err.message).toContain(message);
+  });
+
+  it('names the valid range in the hint', () => {
+    expect(einval(() => resolveSkew(PID, { rate: 10 })).hint).toMatch(/\[0, 4\]/);
+    expect(einval(() => resolveSkew(PID, { driftPpm: 1e7 })).hint).toMatch(/500 = rate 1\.0005/);
+  });
+});
+
+describe('resolveSkew: per-clock offsets', () => {
+  it('selects the named clocks, each with its own offset', () => {
+    const r = resolveSkew(PID, { offsets: { CLOCK_MONOTONIC: '5s', CLOCK_REALTIME: '-10m', CLOCK_TAI: 7n } });
+    expect(r.clockIds).toEqual(['CLOCK_REALTIME', 'CLOCK_MONOTONIC', 'CLOCK_TAI']);
+    expect(r.table.mask).toBe(0b11 | (1 << 11));
+    expect(r.table.offsetsNs[0]).toBe(-600_000_000_000n);
+    expect(r.table.offsetsNs[1]).toBe(5_000_000_000n);
+    expect(r.table.offsetsNs[11]).toBe(7n);
+    expect(r.offsets).toEqual({ CLOCK_REALTIME: -600_000_000_000n, CLOCK_MONOTONIC: 5_000_000_000n, CLOCK_TAI: 7n });
+    expect(r.offsetNs).toBe(-600_000_000_000n); // the first clock's, in id order
+  });
+
+  it.each<[string, unknown, string]>([
+    ['with offset', { offsets: { CLOCK_REALTIME: '1s' }, offset: '1s' }, 'both offsets and offset/sec/nsec'],
+    ['with sec', { offsets: { CLOCK_REALTIME: '1s' }, sec: 1 }, 'both offsets and offset/sec/nsec'],
+    ['with clockIds', { offsets: { CLOCK_REALTIME: '1s' }, clockIds: ['CLOCK_REALTIME'] }, 'both offsets and clockIds'],
+    ['empty', { offsets: {} }, 'offsets is empty'],
+    ['an array', { offsets: ['1s'] }, 'offsets must be an object'],
+    ['an unknown clock', { offsets: { CLOCK_WALL: '1s' } }, 'unknown clock id "CLOCK_WALL"'],
+    ['an inherited name', { offsets: { toString: '1s' } }, 'unknown clock id'],
+    ['a malformed duration', { offsets: { CLOCK_REALTIME: '1 s' } }, 'offsets.CLOCK_REALTIME'],
+    ['a number', { offsets: { CLOCK_REALTIME: 5 } }, 'offsets.CLOCK_REALTIME must be a string or a bigint'],
+    ['out of range', { offsets: { CLOCK_REALTIME: 2n ** 63n } }, 'out of range'],
+  ])('rejects offsets %s', (_label, options, message) => {
+    expect(einval(() => resolveSkew(PID, options)).message).toContain(message);
+  });
+});
+
+describe('resolveSkew: absolute time (at)', () => {
+  const Y2K = 946_684_800_000_000_000n;
+
+  it('makes CLOCK_REALTIME read `at` (absoluteMask), selecting it', () => {
+    const r = resolveSkew(PID, { at: new Date('2000-01-01T00:00:00Z') });
+    expect(r.clockIds).toEqual(['CLOCK_REALTIME']);
+    expect(r.table).toMatchObject({ mask: 1, absoluteMask: 1, keepMask: 0, rate: 0n });
+    expect(r.table.offsetsNs[0]).toBe(Y2K);
+    expect(r.unknown).toEqual(['CLOCK_REALTIME']);
+    expect(r.offsets).toEqual({});
+  });
+
+  it.each<[string, unknown, bigint]>([
+    ['a Date', new Date('2000-01-01T00:00:00.123Z'), Y2K + 123_000_000n],
+    ['an ISO string', '2000-01-01T00:00:00Z', Y2K],
+    ['an ISO string with ns', '2000-01-01T00:00:00.123456789Z', Y2K + 123_456_789n],
+    ['an ISO string with µs', '2000-01-01T00:00:00.000001Z', Y2K + 1_000n],
+    ['an ISO string with an offset', '2000-01-01T01:00:00.5+01:00', Y2K + 500_000_000n],
+    ['bigint ns', Y2K + 1n, Y2K + 1n],
+    ['the epoch', 0n, 0n],
+  ])('accepts %s', (_label, at, ns) => {
+    expect(parseInstant(at)).toBe(ns);
+    expect(resolveSkew(PID, { at }).table.offsetsNs[0]).toBe(ns);
+  });
+
+  it('combines with freeze (frozen at `at`), a rate, and offsets for other clocks', () => {
+    expect(resolveSkew(PID, { at: Y2K, freeze: true }).table).toMatchObject({ absoluteMask: 1, rate: -(2n ** 32n) });
+    const r = resolveSkew(PID, { at: Y2K, rate: 2, offset: '5s', clockIds: ['CLOCK_MONOTONIC', 'CLOCK_REALTIME_COARSE', 'CLOCK_TAI'] });
+    expect(r.clockIds).toEqual(['CLOCK_REALTIME', 'CLOCK_MONOTONIC', 'CLOCK_REALTIME_COARSE', 'CLOCK_TAI']);
+    expect(r.table.absoluteMask).toBe(1 | (1 << 5)); // the realtime clocks read `at`; TAI takes the offset
+    expect(r.table.offsetsNs[5]).toBe(Y2K);
+    expect(r.table.offsetsNs[1]).toBe(5_000_000_000n);
+    expect(r.table.offsetsNs[11]).toBe(5_000_000_000n);
+    const withOffsets = resolveSkew(PID, { at: Y2K, offsets: { CLOCK_MONOTONIC: '1s' } });
+    expect(withOffsets.clockIds).toEqual(['CLOCK_REALTIME', 'CLOCK_MONOTONIC']);
+    expect(withOffsets.table).toMatchObject({ absoluteMask: 1 });
+  });
+
+  it.each<[string, unknown, string]>([
+    ['a number', { at: 946684800000 }, 'at must be a Date, a string or a bigint'],
+    ['an invalid Date', { at: new Date('nope') }, 'the Date is invalid'],
+    ['a bad string', { at: 'yesterday' }, 'invalid date'],
+    ['too many fraction digits', { at: '2000-01-01T00:00:00.1234567891Z' }, 'more than 9 fraction digits'],
+    ['before 1970', { at: -1n }, 'outside the supported range'],
+    ['after 2262', { at: 2n ** 63n }, 'outside the supported range'],
+    ['an offset for no clock', { at: Y2K, offset: '1s' }, 'applies to no clock'],
+    ['an offset for CLOCK_REALTIME too', { at: Y2K, offsets: { CLOCK_REALTIME: '1s' } }, 'both at and an offset for CLOCK_REALTIME'],
+  ])('rejects %s', (_label, options, message) => {
+    expect(einval(() => resolveSkew(PID, options)).message).toContain(message);
   });
 });
 

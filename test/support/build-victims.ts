@@ -15,6 +15,8 @@ export const victimPaths = {
   cSource: join(victimsDir, 'victim.c'),
   goSource: join(victimsDir, 'victim.go'),
   c: join(binDir, 'victim-c'),
+  modelSource: join(victimsDir, 'model-victim.c'),
+  model: join(binDir, 'model-victim'),
   go: join(binDir, 'victim-go'),
   python: join(victimsDir, 'victim.py'),
   node: join(victimsDir, 'victim.js'),
@@ -77,6 +79,9 @@ export async function buildVictims(): Promise<void> {
   await Promise.all([
     buildIfStale(victimPaths.cSource, victimPaths.c, (out) =>
       run(process.env.CC || 'cc', ['-O2', '-pthread', '-Wall', '-Wextra', '-o', out, victimPaths.cSource], process.env),
+    ),
+    buildIfStale(victimPaths.modelSource, victimPaths.model, (out) =>
+      run(process.env.CC || 'cc', ['-O2', '-Wall', '-Wextra', '-o', out, victimPaths.modelSource], process.env),
     ),
     buildIfStale(victimPaths.goSource, victimPaths.go, (out) =>
       run(process.env.GO || 'go', ['build', '-o', out, victimPaths.goSource], goEnv()),
