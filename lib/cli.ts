@@ -110,7 +110,7 @@ Options:
       --every <d>          with --duration: skew for --duration at the start of every period <d>,
                            e.g. --offset -600s --duration 10s --every 1m; runs until a signal
       --count <n>          with --every: stop after n periods
-      --hold               keep the skew until SIGINT/SIGTERM, then restore
+      --hold               keep the skew until SIGINT, SIGTERM or SIGHUP, then restore
       --tree               also skew every descendant of each pid (read from /proc)
       --cgroup <path>      also skew every process in this cgroup and its sub-cgroups (repeatable):
                            a directory such as /sys/fs/cgroup/system.slice/x.service, or the path

@@ -25,8 +25,9 @@ const CODE_ALIASES: Readonly<Record<string, TimeSkewErrorCode>> = { EACCES: 'EPE
 // Used only when the addon gives no hint of its own: these are the failures a user can fix.
 const DEFAULT_HINTS: Partial<Record<TimeSkewErrorCode, string>> = {
   EPERM:
-    'tracing another process needs the same uid and kernel.yama.ptrace_scope <= 1, or CAP_SYS_PTRACE ' +
-    '(containers: --cap-add=SYS_PTRACE)',
+    'tracing another process needs root or CAP_SYS_PTRACE (containers: --cap-add=SYS_PTRACE), or the ' +
+    'same uid with kernel.yama.ptrace_scope 0 (at 1 only ancestors may trace, and your own child is ' +
+    'traced from a helper process that is not its ancestor)',
   EBUSY: 'a skew is already installed in that process: pass { replace: true } or call restoreClock(pid) first',
 };
 

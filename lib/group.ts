@@ -298,9 +298,8 @@ export class SkewGroup {
     return fresh;
   }
 
-  // One install at a time, on purpose: a target that is our own child (or ourselves) is handled by a
-  // helper process forked from this one, and helpers forked concurrently from several threads
-  // inherit each other's pipes and can deadlock (see docs/README-models.md, "Known limitations").
+  // One install at a time: a target that is our own child (or ourselves) is handled by a helper
+  // process forked from this one, and the engine runs such helpers one after another anyway.
   async #admitFirst(pids: number[]): Promise<void> {
     const model = this.#skew;
     // A plain offset is the same skew whenever it is installed: no need to copy it from a member.

@@ -92,10 +92,10 @@ describe('rate (drift)', () => {
     await handle.restore();
   });
 
-  // A slow-down is anchored when the engine reads the clock, a few µs before it publishes the new
-  // table: readings in between ran at the old, faster rate, so the first reading after the switch
-  // may be behind by (old rate - new rate) x that gap (measured: 7 µs for 1.5 -> 1.0005, about one
-  // update in twenty under a tight loop). Native side, see docs/README-models.md; bounded here.
+  // A slow-down is anchored 0.5 ms ahead of the engine's reading of the clock, so that readings
+  // taken at the old, faster rate until the table is published are never ahead of the new model.
+  // Only a publish delayed by more than 0.5 ms (a preempted writer) could step back, by
+  // (old rate - new rate) x the excess: bounded here.
   it('slowing down and freezing under a reading loop never steps back by more than the publish gap', async () => {
     const victim = await spawnModelVictim();
     const handle = await skewClock(victim.pid, { offset: '10m', rate: 4, clockIds: ['CLOCK_MONOTONIC', 'CLOCK_REALTIME'] });
@@ -112,12 +112,9 @@ describe('rate (drift)', () => {
     await handle.restore();
   });
 
-  // KNOWN NATIVE BUG (see docs/README-models.md, "Known limitations"): the fake calls the original
-  // vDSO code first and only then loads the slot, so a reader preempted between the two pairs a
-  // real time taken before the update with the new slot. After a speed-up that reading is behind
-  // the one before it by (new rate - old rate) x the preemption (measured: 0.15 to 13 ms, in about
-  // one speed-up in four under a tight reading loop). 40 speed-ups make the failure certain; when
-  // the payload re-checks the control word around the original call, this passes: drop `.fails`.
+  // The fake reads the control word before calling the original vDSO code and re-checks it after
+  // loading the slot: a reader preempted between the two retries rather than pairing a reading
+  // taken before an update with the new, faster model (which stepped back by milliseconds).
   it('stays monotonic while update() speeds it up under a reading loop', async () => {
     const victim = await spawnModelVictim();
     const handle = await skewClock(victim.pid, { offset: '10m', rate: 0.1, clockIds: ['CLOCK_MONOTONIC'] });

@@ -78,11 +78,8 @@ describe('skewClock(process.pid)', () => {
     expect((await inspectClock(process.pid))?.rate).toBe(2);
   });
 
-  // KNOWN NATIVE BUG (see docs/README-models.md, "Known limitations"): the engine anchors a new
-  // table at "now" read with clock_gettime() of the calling process. When the caller is the
-  // target (or inherited its patch), that "now" is already skewed, so keep/absolute updates and
-  // rates are off by (rate - 1) x the current skew: here the clock falls back to the real time
-  // instead of staying an hour behind. Reading "now" with a raw syscall fixes it: drop `.fails`.
+  // The engine anchors a new table at the REAL "now" (a raw syscall): the caller may be the target
+  // itself, whose vDSO clock is skewed, and a rate change must not lose the current skew.
   it('a rate change on a process that skews itself keeps its reading', async () => {
     handle = await skewClock(process.pid, { offset: '-1h' });
     await handle.update({ rate: 2 });

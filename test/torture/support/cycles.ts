@@ -1,0 +1,90 @@
+// One skew/restore cycle for the torture cases, with two rules that keep one engine failure from
+// hiding the rest of a case's evidence:
+//  - every engine call has a deadline: a hung operation fails the case at once, saying where,
+//    instead of eating the whole suite's time budget;
+//  - an operation that does not do its whole job (install rejected, restore that leaves code
+//    behind) is recorded as a problem, cleaned up, and the case carries on measuring what it is
+//    about; each case asserts at the end that no problem was recorded.
+import { TimeSkewError, inspectClock, restoreClock, skewClock, type SkewHandle, type SkewOptions } from '../../../lib/index';
+
+export const ENGINE_DEADLINE_MS = 30_000;
+
+export function withDeadline<T>(promise: Promise<T>, what: string, ms = ENGINE_DEADLINE_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms (the engine hung)`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+export interface CycleReport {
+  installed: boolean;
+  movedOnInstall: number;
+  movedOnRestore: number;
+  maxPauseNs: number;
+  threads: number;
+}
+
+interface RestoreReport {
+  movedThreads: number;
+  pauseNs: number;
+  threads: number;
+  restored?: boolean;
+  codeRetained?: boolean;
+}
+
+export class Problems {
+  readonly list: string[] = [];
+  add(problem: string): void {
+    this.list.push(problem);
+  }
+  /** Prints up to `max` of them, greppable. */
+  print(tag: string, max = 10): void {
+    for (const p of this.list.slice(0, max)) console.log(`torture: ${tag}-problem ${p}`);
+    if (this.list.length > max) console.log(`torture: ${tag}-problem ... and ${this.list.length - max} more`);
+  }
+}
+
+/** restoreClock until nothing is left (counted as a problem if one call was not enough). */
+export async function cleanUp(pid: number, problems: Problems, label: string): Promise<void> {
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    await withDeadline(restoreClock(pid), `${label}: restoreClock`);
+    if ((await withDeadline(inspectClock(pid), `${label}: inspectClock`)) === null) return;
+    if (attempt === 1) problems.add(`${label}: restoreClock left timeskew's code in the target`);
+  }
+  problems.add(`${label}: 5 restoreClock calls could not remove timeskew's code`);
+}
+
+/** skewClock, then restore, recording whatever does not do its whole job. */
+export async function skewRestore(
+  pid: number,
+  options: SkewOptions,
+  problems: Problems,
+  label: string,
+  between?: (handle: SkewHandle) => Promise<void>,
+): Promise<CycleReport> {
+  const report: CycleReport = { installed: false, movedOnInstall: 0, movedOnRestore: 0, maxPauseNs: 0, threads: 0 };
+  let handle: SkewHandle;
+  try {
+    handle = await withDeadline(skewClock(pid, options), `${label}: skewClock`);
+  } catch (err) {
+    if (!(err instanceof TimeSkewError)) throw err;
+    problems.add(`${label}: skewClock rejected: ${err.code}: ${err.message.split('\n')[0]}`);
+    await cleanUp(pid, problems, `${label} (after the rejected skewClock)`);
+    return report;
+  }
+  report.installed = true;
+  report.movedOnInstall = handle.lastReport.movedThreads;
+  report.maxPauseNs = handle.lastReport.pauseNs;
+  report.threads = handle.lastReport.threads;
+  if (between) await between(handle);
+  await withDeadline(handle.restore(), `${label}: restore`);
+  const r = handle.lastReport as RestoreReport;
+  report.movedOnRestore = r.movedThreads;
+  report.maxPauseNs = Math.max(report.maxPauseNs, r.pauseNs);
+  if (r.codeRetained || r.restored === false) {
+    problems.add(`${label}: restore left code behind (${JSON.stringify(r)})`);
+    await cleanUp(pid, problems, `${label} (after the incomplete restore)`);
+  }
+  return report;
+}
