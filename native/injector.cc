@@ -178,9 +178,11 @@ Flight classify(const Target& target, const AddressRange& blobRange, pid_t tid, 
 bool drainThreads(StoppedProcess& world, const Target& target, TargetMemoryWriter& writer,
                   const AddressRange& blobRange, OperationReport& report) {
   constexpr int kMaxPrologueSteps = 64;
-  // A call through a fake finishes in microseconds; a thread still running after this was not
-  // in one (or is blocked inside it, and the code stays).
-  constexpr uint64_t kRunTimeoutNs = 50 * 1000 * 1000;
+  // A call through a fake finishes in microseconds once the thread runs, but on a saturated
+  // machine a resumed thread may wait long for a CPU (50 ms proved too short under a load of
+  // 200). A thread still running after this was not in a fake's call, or is blocked in it (the
+  // code then stays).
+  constexpr uint64_t kRunTimeoutNs = 1000 * 1000 * 1000;
   const arch::PayloadLayout& payload = arch::payloadLayout();
   const uint64_t blob = target.address(target.blobOffset);
   bool drained = true;

@@ -217,7 +217,13 @@ std::vector<StoppedProcess::RunOutcome> StoppedProcess::runUntilTrap(
         ::ptrace(PTRACE_INTERRUPT, thread.tid, nullptr, nullptr);
         int status = 0;
         if (waitForThread(thread.tid, status) == thread.tid && WIFSTOPPED(status)) {
-          if ((status >> 16) == 0) thread.pendingSignal = WSTOPSIG(status);
+          const bool signalStop = (status >> 16) == 0;
+          if (signalStop && WSTOPSIG(status) == SIGTRAP) {
+            // It reached the breakpoint just as time ran out: ours, never to be delivered.
+            outcomes[i] = RunOutcome::kTrapped;
+            continue;
+          }
+          if (signalStop) thread.pendingSignal = WSTOPSIG(status);
           outcomes[i] = RunOutcome::kTimedOut;
         } else {
           outcomes[i] = RunOutcome::kGone;
