@@ -16,7 +16,7 @@ import { afterAll, expect, it } from 'vitest';
 import { inspectClock, restoreClock } from '../../lib/index';
 import { tortureVictimPaths } from '../support/build-torture-victims';
 import { readVdso } from '../support/vdso';
-import { withDeadline } from './support/cycles';
+import { ENGINE_DEADLINE_MS, diagnoseHang, withDeadline } from './support/cycles';
 import { closeAllDetached, parseSpinStats, report, spawnDetached } from './support/detached';
 import { killAllInjectors, startInjector, type OpResult } from './support/injectors';
 import { describeDiff, expectRawClock, parseRaw } from './support/raw';
@@ -27,7 +27,7 @@ afterAll(async () => {
 });
 
 const ROUNDS = 200;
-const OFFSETS = [-600_000_000_000n, 259_200_000_000_000n] as const;
+const OFFSETS: readonly bigint[] = [-600_000_000_000n, 259_200_000_000_000n];
 
 it(`two processes skewing the same pid at once, ${ROUNDS} times: EBUSY or success, then exactly one consistent skew`, { timeout: 300_000 }, async () => {
   const started = Date.now();
@@ -46,6 +46,8 @@ it(`two processes skewing the same pid at once, ${ROUNDS} times: EBUSY or succes
     const results: OpResult[] = await withDeadline(
       Promise.all(injectors.map((inj, i) => inj.run('install', victim.pid, OFFSETS[i], replace, Math.random() * 2000))),
       `${label}: the two installs`,
+      ENGINE_DEADLINE_MS,
+      () => diagnoseHang(victim.pid, injectors.map((i) => i.pid)),
     );
     for (const [i, r] of results.entries()) {
       if (!r.ok && r.code !== 'EBUSY') failures.push(`${label}: injector ${i}: ${r.code}: ${r.message}`);

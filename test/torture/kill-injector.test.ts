@@ -13,7 +13,7 @@
 // inside the vDSO or the hook code: kills then land while the engine moves threads out of
 // rewritten bytes or single-steps them out of the hook, the riskiest moments to die.
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { inspectClock, restoreClock, skewClock } from '../../lib/index';
+import { TimeSkewError, inspectClock, restoreClock, skewClock } from '../../lib/index';
 import { tortureVictimPaths } from '../support/build-torture-victims';
 import { readVdso } from '../support/vdso';
 import {
@@ -28,6 +28,7 @@ import {
   waitFor,
   type Detached,
 } from './support/detached';
+import { ENGINE_DEADLINE_MS, diagnoseHang, withDeadline } from './support/cycles';
 import { killAllInjectors, parseOpLines, startInjector, type Injector, type Op } from './support/injectors';
 
 const TRIALS = 500;
@@ -71,7 +72,7 @@ const failures: string[] = [];
  */
 async function cleanUp(label: string): Promise<void> {
   for (let attempt = 1; attempt <= 5; attempt++) {
-    await restoreClock(victim.pid);
+    await withDeadline(restoreClock(victim.pid), `${label}: restoreClock`, ENGINE_DEADLINE_MS, () => diagnoseHang(victim.pid));
     if ((await inspectClock(victim.pid)) === null) {
       if (attempt > 1) failures.push(`${label}: restoreClock left timeskew's code in the target ${attempt - 1} time(s)`);
       return;
@@ -83,7 +84,9 @@ async function cleanUp(label: string): Promise<void> {
 /** Puts the victim in the state the operation starts from: pristine for install, skewed by A otherwise. */
 async function prepare(op: Op, label: string): Promise<void> {
   await cleanUp(`${label}, preparing`);
-  if (op !== 'install') await skewClock(victim.pid, { offset: A });
+  if (op !== 'install') {
+    await withDeadline(skewClock(victim.pid, { offset: A }), `${label}: skewClock`, ENGINE_DEADLINE_MS, () => diagnoseHang(victim.pid));
+  }
 }
 
 function request(op: Op): [Op, bigint] {
@@ -142,17 +145,31 @@ async function victimProblem(): Promise<string | undefined> {
   } catch (err) {
     return (err as Error).message;
   }
-  const stats = parseSpinStats(await victim.request('stats'));
+  let stats;
+  try {
+    stats = parseSpinStats(await victim.request('stats'));
+  } catch (err) {
+    // It died while we asked (the status, once the launcher has it, says how).
+    const status = await Promise.race([victim.exited, new Promise((r) => setTimeout(() => r('no status'), 2_000))]);
+    return `the victim stopped answering: ${(err as Error).message.split(';')[0]}; status ${JSON.stringify(status)}`;
+  }
   if (stats.bad !== 0n) return `${stats.bad} bad values, first ${stats.firstBad}`;
   // What the kill left is one consistent state: nothing, or an active skew with A or B.
-  const status = await inspectClock(victim.pid);
-  if (status !== null && (!status.active || ![A, B].includes(status.clocks.CLOCK_REALTIME!))) {
-    return `inconsistent leftover ${JSON.stringify(status, (_k, v) => (typeof v === 'bigint' ? `${v}` : v))}`;
-  }
-  const removed = await restoreClock(victim.pid);
-  if (!readVdso(victim.pid).equals(pristine)) {
-    const left = await inspectClock(victim.pid);
-    return `vDSO differs from a fresh process's after restoreClock (returned ${removed}, inspectClock: active=${left?.active})`;
+  try {
+    const status = await inspectClock(victim.pid);
+    if (status !== null && (!status.active || ![A, B].includes(status.clocks.CLOCK_REALTIME!))) {
+      return `inconsistent leftover ${JSON.stringify(status, (_k, v) => (typeof v === 'bigint' ? `${v}` : v))}`;
+    }
+    const removed = await withDeadline(restoreClock(victim.pid), 'restoreClock after the kill', ENGINE_DEADLINE_MS, () => diagnoseHang(victim.pid));
+    if (!readVdso(victim.pid).equals(pristine)) {
+      const left = await inspectClock(victim.pid);
+      return `vDSO differs from a fresh process's after restoreClock (returned ${removed}, inspectClock: active=${left?.active})`;
+    }
+  } catch (err) {
+    if (!(err instanceof TimeSkewError)) throw err;
+    // ESRCH here means it died between our checks: say how.
+    const status = await Promise.race([victim.exited, new Promise((r) => setTimeout(() => r('no status'), 2_000))]);
+    return `${err.code}: ${err.message.split('\n')[0]}; exit status ${JSON.stringify(status)}`;
   }
   return undefined;
 }

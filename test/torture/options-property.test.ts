@@ -34,7 +34,7 @@ import { describeDiff, expectRawClock, parseRaw } from './support/raw';
 
 const DOCUMENTED = ['ESRCH', 'EPERM', 'EINVAL', 'ENOTSUP', 'EBUSY', 'EIO'];
 const CLOCK_NAMES = Object.keys(CLOCK_IDS) as ClockId[];
-const RUNS = Number(process.env.TORTURE_PROPERTY_RUNS ?? 300);
+const RUNS = Number(process.env.TORTURE_PROPERTY_RUNS ?? 1000);
 
 let victim: Detached;
 let zombieParent: Detached;
@@ -100,23 +100,26 @@ const bigOffset = fc.oneof(
 );
 const duration = fc.oneof(bigOffset, durationString);
 
+/** Mostly well-formed values (so that many calls reach the engine), sometimes anything at all. */
+const mostly = <T,>(valid: fc.Arbitrary<T>) => fc.oneof({ arbitrary: valid, weight: 4 }, nonsense);
+
 const modelFields = {
-  sec: fc.oneof(fc.integer({ min: -1e9, max: 1e9 }), fc.double({ min: -1e6, max: 1e6 }), fc.double(), nonsense),
-  nsec: fc.oneof(fc.integer(), fc.maxSafeInteger(), fc.double(), nonsense),
-  offset: fc.oneof(duration, nonsense),
-  offsets: fc.oneof(fc.dictionary(clockName.map(String), duration, { maxKeys: 4 }), nonsense),
-  clockIds: fc.oneof(fc.array(clockName, { maxLength: 5 }), nonsense),
-  rate: fc.oneof(fc.double({ min: -0.5, max: 5 }), fc.constantFrom(0, 1, 4, 4.000001, 1.0005), nonsense),
-  driftPpm: fc.oneof(fc.double({ min: -2e6, max: 4e6 }), fc.constantFrom(-1e6, 3e6, 500), nonsense),
-  freeze: fc.oneof(fc.boolean(), nonsense),
-  at: fc.oneof(fc.date(), fc.constantFrom('2000-01-01T00:00:00Z', '1969-12-31T23:59:59.999999999Z', 'yesterday'), bigOffset, nonsense),
+  sec: mostly(fc.oneof(fc.integer({ min: -1e9, max: 1e9 }), fc.double({ min: -1e6, max: 1e6, noNaN: true }), fc.double())),
+  nsec: mostly(fc.oneof(fc.integer(), fc.maxSafeInteger(), fc.double())),
+  offset: mostly(duration),
+  offsets: mostly(fc.dictionary(clockName.map(String), duration, { maxKeys: 4 })),
+  clockIds: mostly(fc.array(clockName, { maxLength: 5 })),
+  rate: mostly(fc.oneof(fc.double({ min: -0.5, max: 5, noNaN: true }), fc.constantFrom(0, 1, 4, 4.000001, 1.0005))),
+  driftPpm: mostly(fc.oneof(fc.double({ min: -2e6, max: 4e6, noNaN: true }), fc.constantFrom(-1e6, 3e6, 500))),
+  freeze: mostly(fc.boolean()),
+  at: mostly(fc.oneof(fc.date(), fc.constantFrom('2000-01-01T00:00:00Z', '1969-12-31T23:59:59.999999999Z', 'yesterday'), bigOffset)),
 };
 
 /** A few of the known keys (few, so that valid combinations are common), sometimes unknown ones. */
 function optionsArb(keys: Record<string, fc.Arbitrary<unknown>>): fc.Arbitrary<unknown> {
   const known = fc.record(keys, { requiredKeys: [] }).chain((all) => {
     const names = Object.keys(all);
-    return fc.subarray(names, { maxLength: 3 }).map((picked) => Object.fromEntries(picked.map((k) => [k, all[k]])));
+    return fc.subarray(names, { maxLength: Math.min(3, names.length) }).map((picked) => Object.fromEntries(picked.map((k) => [k, all[k]])));
   });
   return fc.oneof(
     { arbitrary: known, weight: 10 },
@@ -125,7 +128,7 @@ function optionsArb(keys: Record<string, fc.Arbitrary<unknown>>): fc.Arbitrary<u
   );
 }
 
-const skewOptionsArb = optionsArb({ ...modelFields, replace: fc.oneof(fc.boolean(), nonsense), forceSyscall: fc.oneof(fc.boolean(), nonsense) });
+const skewOptionsArb = optionsArb({ ...modelFields, replace: mostly(fc.boolean()), forceSyscall: mostly(fc.boolean()) });
 const updateOptionsArb = optionsArb(modelFields);
 
 // ---- oracle for the plain cases --------------------------------------------------------
@@ -134,15 +137,16 @@ const isPlainBigInt = (v: unknown): v is bigint => typeof v === 'bigint' && v < 
 
 /** The clocks a successful call must have selected, when the options say so plainly. */
 function expectedClocks(o: Record<string, unknown>): Set<string> | undefined {
+  if ('at' in o) return undefined; // `at` brings CLOCK_REALTIME along, whatever else is named
   if ('offsets' in o) return o.offsets && typeof o.offsets === 'object' ? new Set(Object.keys(o.offsets as object)) : undefined;
   if (Array.isArray(o.clockIds)) return new Set(o.clockIds.map(String));
-  if ('at' in o) return undefined;
   return new Set(['CLOCK_REALTIME']);
 }
 
 /** The offset a successful call must have installed, when it is stated plainly (no rate, no at). */
 function expectedOffset(o: Record<string, unknown>): bigint | undefined {
   if ('rate' in o || 'driftPpm' in o || 'freeze' in o || 'at' in o || 'offsets' in o) return undefined;
+  if (!('offset' in o || 'sec' in o || 'nsec' in o)) return undefined; // an update that keeps the offset
   if (isPlainBigInt(o.offset)) return o.offset;
   const sec = o.sec ?? 0;
   const nsec = o.nsec ?? 0;
@@ -237,7 +241,9 @@ it(`handle.update over arbitrary options: success or EINVAL, and a rejected upda
           expect(e.code, `${label}: ${e.message}`).toBe('EINVAL');
           tally.rejected++;
           expect(readVdso(victim.pid).equals(bytesBefore), `${label}: rejected, yet the target changed`).toBe(true);
-          expect((await inspectClock(victim.pid))?.clocks, label).toEqual(before?.clocks);
+          // At real speed the skews stand still and must be the same; with a rate left by an
+          // earlier update they move with time, and the unchanged bytes above are the check.
+          if (before?.rate === 1) expect((await inspectClock(victim.pid))?.clocks, label).toEqual(before?.clocks);
           return;
         }
         tally.ok++;

@@ -80,7 +80,8 @@ it(`a SIGSTOPped target stays stopped through skew and restore, ${ROUNDS} times;
     expectRawClock(parseRaw(await victim.request('raw')), 0, 0n, `round ${round}, restored`);
     if (left !== null) await restoreClock(victim.pid);
     const now = readVdso(victim.pid);
-    const why = `round ${round} (inspect after restore: ${left === null ? 'null' : `active=${left.active}`}, now ${JSON.stringify(await inspectClock(victim.pid))})`;
+    const now2 = await inspectClock(victim.pid);
+    const why = `round ${round} (inspect after restore: ${left === null ? 'null' : `active=${left.active}`}, now: ${now2 === null ? 'null' : `active=${now2.active}`})`;
     expect(describeDiff(now, pristine), why).toBe('identical');
   }
   const stats = parseSpinStats(await victim.request('stop'));

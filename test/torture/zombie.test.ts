@@ -4,10 +4,13 @@
 //    error (ESRCH saying it is a zombie, with a hint), restoreClock says there is nothing, and
 //    the zombie is left exactly as it was: its parent then reaps it with its true exit status.
 // 2. The other kind of "zombie" in /proc: a live process whose main thread has exited
-//    (pthread_exit) while its other threads run on. /proc/PID/stat shows Z for it, yet it is a
-//    running program whose threads read the clock; it must not be mistaken for a dead one:
-//    either it is skewed like any process (its threads then read the skew), or the call fails
-//    with a documented code and a hint, leaving it untouched. Which one it is, is reported.
+//    (pthread_exit) while its other threads run on. /proc/PID/stat shows Z for it and
+//    /proc/PID/maps is empty (both describe the dead leader), yet it is a running program whose
+//    threads read the clock. It must not be mistaken for a dead one: either it is skewed like
+//    any process (its threads then read the skew), or the call fails with a documented code
+//    other than ESRCH ("no such process" would be false) and a hint, leaving it untouched.
+//    Which one it is, is reported.
+import { readdirSync } from 'node:fs';
 import { afterAll, expect, it } from 'vitest';
 import { TimeSkewError, inspectClock, restoreClock, skewClock } from '../../lib/index';
 import { tortureVictimPaths } from '../support/build-torture-victims';
@@ -59,8 +62,11 @@ it('a live process whose main thread has exited is skewed, or refused with a doc
   for (let i = 0; i < 200 && procState(victim.pid) !== 'Z'; i++) await new Promise((r) => setTimeout(r, 5));
   expect(procState(victim.pid)).toBe('Z');
   expect(await victim.request(`spin 2 ${A}`)).toBe('spinning 2'); // alive: it answers
+  // Its memory through a live thread: the leader's /proc entries show no mappings any more.
+  const liveThread = Number(readdirSync(`/proc/${victim.pid}/task`).find((tid) => Number(tid) !== victim.pid));
+  const vdso = () => readVdso(liveThread);
 
-  const before = readVdso(victim.pid);
+  const before = vdso();
   const result = await skewClock(victim.pid, { offset: A }).then(
     (handle) => ({ handle, err: undefined }),
     (err: unknown) => ({ handle: undefined, err }),
@@ -69,16 +75,17 @@ it('a live process whose main thread has exited is skewed, or refused with a doc
     expectRawClock(parseRaw(await victim.request('raw')), 0, A, 'skewed, leader gone');
     await result.handle.restore();
     expectRawClock(parseRaw(await victim.request('raw')), 0, 0n, 'restored, leader gone');
-    expect(readVdso(victim.pid).equals(readVdso(reference.pid))).toBe(true);
+    expect(vdso().equals(readVdso(reference.pid))).toBe(true);
     report('zombie-leader', 'skewed and restored');
   } else {
     const err = result.err;
     expect(err).toBeInstanceOf(TimeSkewError);
     const e = err as TimeSkewError;
+    report('zombie-leader', `refused: ${e.code}: ${e.message.split('\n')[0]} | hint: ${e.hint}`);
     expect(DOCUMENTED).toContain(e.code);
+    expect(e.code, 'the process is alive: ESRCH would be false').not.toBe('ESRCH');
     expect(e.hint ?? '').not.toBe('');
-    expect(readVdso(victim.pid).equals(before)).toBe(true);
-    report('zombie-leader', `refused: ${e.code}: ${e.message.split('\n')[0]}`);
+    expect(vdso().equals(before)).toBe(true);
   }
   const stats = await victim.request('stop');
   expect(stats).toMatch(/ bad=0 /);

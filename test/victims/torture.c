@@ -42,6 +42,7 @@
 #include <inttypes.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
+#include <linux/futex.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
 #include <sched.h>
@@ -358,6 +359,7 @@ static void print_storm(const char *prefix) {
 
 struct sigshared {
   _Atomic uint64_t usr1, rt;  // handler runs
+  _Atomic uint32_t usr1_seq;  // futex word: bumped by every SIGUSR1 handler run
   _Atomic uint64_t sent;      // successful kill()/sigqueue() calls by the sender
   _Atomic int stop;           // set by the main thread: the sender finishes
   _Atomic uint64_t lost;      // ack mode: signals the handler never saw within 5 s
@@ -371,6 +373,9 @@ static pthread_t receiver;
 static void on_usr1(int sig) {
   (void)sig;
   atomic_fetch_add_explicit(&shared->usr1, 1, memory_order_relaxed);
+  atomic_fetch_add(&shared->usr1_seq, 1);
+  // Wake an acknowledging sender (a shared, not private, futex: it is another process).
+  syscall(SYS_futex, &shared->usr1_seq, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
 static void on_rt(int sig) {
@@ -384,15 +389,16 @@ static void storm_signals(sigset_t *set) {
   sigaddset(set, SIGRTMIN);
 }
 
+// Waits for the storm signals in sigsuspend, so that a signal wakes it at once and is handled
+// within microseconds (a busy receiver would only get a time slice every few milliseconds
+// among the spinners, capping the storm far below thousands per second).
 static void *receiver_main(void *arg) {
   (void)arg;
-  sigset_t set;
-  storm_signals(&set);
-  pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-  // Plain user code, no clock: the handler interrupts ordinary instructions.
-  volatile uint64_t spin = 0;
-  while (atomic_load_explicit(&receiving, memory_order_relaxed)) spin++;
-  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  sigset_t open;
+  pthread_sigmask(SIG_BLOCK, NULL, &open);
+  sigdelset(&open, SIGUSR1);
+  sigdelset(&open, SIGRTMIN);
+  while (atomic_load_explicit(&receiving, memory_order_relaxed)) sigsuspend(&open);
   return NULL;
 }
 
@@ -420,12 +426,15 @@ static void sender_main(pid_t target, const char *mode) {
     uint64_t sent = atomic_fetch_add(&shared->sent, 1) + 1;
     if (!ack) continue;
     int64_t deadline = mono_ms() + 5000;
-    while (atomic_load(&shared->usr1) < sent) {
+    for (;;) {
+      uint32_t seq = atomic_load(&shared->usr1_seq);
+      if (atomic_load(&shared->usr1) >= sent) break;
       if (mono_ms() > deadline) {
         atomic_fetch_add(&shared->lost, 1);
         _exit(4);
       }
-      sched_yield();
+      struct timespec wait = {0, 100000000};  // re-check at least every 100 ms
+      syscall(SYS_futex, &shared->usr1_seq, FUTEX_WAIT, seq, &wait, NULL, 0);
     }
   }
   _exit(0);

@@ -99,6 +99,8 @@ export interface Detached {
 export interface DetachedOptions {
   uid?: number;
   gid?: number;
+  /** Another copy of test/victims/launcher.c (one another user can run). */
+  launcher?: string;
 }
 
 const live = new Set<Detached>();
@@ -109,7 +111,7 @@ export async function closeAllDetached(): Promise<void> {
 }
 
 export async function spawnDetached(program: string, args: string[] = [], opts: DetachedOptions = {}): Promise<Detached> {
-  const launcher = spawn(tortureVictimPaths.launcher, [program, ...args], {
+  const launcher = spawn(opts.launcher ?? tortureVictimPaths.launcher, [program, ...args], {
     stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
     uid: opts.uid,
     gid: opts.gid,

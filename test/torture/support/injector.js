@@ -8,16 +8,19 @@
 //   delayUs: busy-wait this long before starting (to vary the overlap of two racing injectors)
 // stdout:
 //   "ready <pid>" once the addon is loaded
-//   "t0 <ns>" just before the operation starts, "t1 <ns> ok <json>" or "t1 <ns> err <code> <json message>"
-//   just after it settled. <ns> is process.hrtime.bigint(), i.e. CLOCK_MONOTONIC, the same clock in
+//   "t0 <ns>" just before the operation starts, "t1 <ns> ok <json>" or
+//   "t1 <ns> err <code> <json {message, hint, errno, syscall}>" just after it settled. <ns> is process.hrtime.bigint(), i.e. CLOCK_MONOTONIC, the same clock in
 //   every process, so the test can place its kill relative to these instants.
 // Writes go through fs.writeSync: a line is in the pipe before the next statement runs, so a line
 // the test finds after the kill was written before it. Leaves when stdin closes.
-// Plain CommonJS, run with the bare node binary.
+// Plain CommonJS, run with the bare node binary. TIMESKEW_ADDON=<path of timeskew.node> loads that
+// file instead of the repository's build (privilege.test.ts runs a staged copy as another user).
 const fs = require('node:fs');
 const path = require('node:path');
 
-const binding = require('node-gyp-build')(path.resolve(__dirname, '..', '..', '..'));
+const binding = process.env.TIMESKEW_ADDON
+  ? require(process.env.TIMESKEW_ADDON)
+  : require('node-gyp-build')(path.resolve(__dirname, '..', '..', '..'));
 
 const say = (line) => fs.writeSync(1, line + '\n');
 const stringify = (value) => JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
@@ -63,7 +66,10 @@ function handle(line) {
   }
   return promise.then(
     (result) => say(`t1 ${process.hrtime.bigint()} ok ${stringify(result ?? null)}`),
-    (err) => say(`t1 ${process.hrtime.bigint()} err ${(err && err.code) || 'EUNKNOWN'} ${JSON.stringify(String(err && err.message))}`),
+    (err) => {
+      const details = { message: String(err && err.message), hint: err && err.hint, errno: err && err.errno, syscall: err && err.syscall };
+      say(`t1 ${process.hrtime.bigint()} err ${(err && err.code) || 'EUNKNOWN'} ${JSON.stringify(details)}`);
+    },
   );
 }
 

@@ -5,7 +5,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { LineQueue } from './detached';
 
-const SCRIPT = path.join(__dirname, 'injector.js');
+export const INJECTOR_SCRIPT = path.join(__dirname, 'injector.js');
+const SCRIPT = INJECTOR_SCRIPT;
 
 export type Op = 'install' | 'update' | 'restore' | 'inspect';
 
@@ -18,6 +19,9 @@ export interface OpResult {
   /** Error code when !ok. */
   code?: string;
   message?: string;
+  hint?: string;
+  errno?: number;
+  syscall?: string;
   json?: string;
 }
 
@@ -53,15 +57,28 @@ export function parseOpLines(lines: string[]): OpResult {
       if (result.ok) result.json = t1[3] + (t1[4] ? ` ${t1[4]}` : '');
       else {
         result.code = t1[3];
-        result.message = t1[4] ? (JSON.parse(t1[4]) as string) : '';
+        const details = (t1[4] ? JSON.parse(t1[4]) : {}) as { message?: string; hint?: string; errno?: number; syscall?: string };
+        result.message = details.message ?? '';
+        result.hint = details.hint;
+        result.errno = details.errno;
+        result.syscall = details.syscall;
       }
     }
   }
   return result;
 }
 
-export async function startInjector(): Promise<Injector> {
-  const child = spawn(process.execPath, [SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'] });
+export interface InjectorOptions {
+  /** Run this command line instead of `node injector.js` (e.g. under strace). */
+  command?: [string, string[]];
+  env?: NodeJS.ProcessEnv;
+  uid?: number;
+  gid?: number;
+}
+
+export async function startInjector(opts: InjectorOptions = {}): Promise<Injector> {
+  const [cmd, args] = opts.command ?? [process.execPath, [SCRIPT]];
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env, uid: opts.uid, gid: opts.gid });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr = (stderr + c).slice(-4096)));
   child.stdin!.on('error', () => {});
@@ -96,7 +113,10 @@ export async function startInjector(): Promise<Injector> {
   };
   live.add(injector);
   const ready = await lines.next(30_000);
-  if (ready !== `ready ${child.pid}`) {
+  const readyPid = /^ready (\d+)$/.exec(ready);
+  // Under a wrapper (strace) the injector's pid is not the spawned one: take it from its line.
+  if (readyPid) injector.pid = Number(readyPid[1]);
+  if (!readyPid || (!opts.command && injector.pid !== child.pid)) {
     await injector.kill();
     throw new Error(`injector did not start: ${JSON.stringify(ready)}; stderr: ${stderr}`);
   }
