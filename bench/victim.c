@@ -175,8 +175,24 @@ static struct spinner *new_spinner(void) {
   return i < MAX_SPINNERS ? &spinners[i] : &spinners[MAX_SPINNERS - 1];
 }
 
+// Spinners are created asleep and released together: a main thread creating threads while
+// hundreds of others already spin beside it would take minutes to finish on a loaded machine.
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static int gate_open;
+
+static void open_gate(void) {
+  pthread_mutex_lock(&gate_lock);
+  gate_open = 1;
+  pthread_cond_broadcast(&gate_cond);
+  pthread_mutex_unlock(&gate_lock);
+}
+
 static void *spin_main(void *arg) {
   (void)arg;
+  pthread_mutex_lock(&gate_lock);
+  while (!gate_open) pthread_cond_wait(&gate_cond, &gate_lock);
+  pthread_mutex_unlock(&gate_lock);
   struct spinner *s = new_spinner();
   int64_t last = 0;
   for (;;) spin_step(s, &last);
@@ -237,6 +253,7 @@ static int handle(char *line) {
   } else if (strncmp(line, "now", 3) == 0) {
     cmd_now();
   } else if (strncmp(line, "spin1", 5) == 0) {
+    open_gate();
     start_threads(1, spin_main);
     printf("spin1 started\n");
   } else if (strncmp(line, "gapreset", 8) == 0) {
@@ -367,6 +384,7 @@ int main(int argc, char **argv) {
       return 3;
     }
     if (spin) {
+      open_gate();
       while (atomic_load(&n_spinners) < n - 1) usleep(1000);
     }
     ready();

@@ -201,7 +201,7 @@ async function runUnitHere(unit: Unit): Promise<unknown> {
     case 'percall':
       return runPerCall(unit.options, log);
     case 'pause':
-      return runPauseConfig(unit.config);
+      return runPauseConfig(unit.config, (partial) => process.stdout.write(`PARTIAL ${JSON.stringify(partial)}\n`));
     case 'update':
       return runUpdate(unit.path, unit.options, log);
     case 'scale':
@@ -314,6 +314,12 @@ function runUnit(unit: Unit): Promise<UnitOutcome> {
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
       const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+      const partial = out.split('\n').filter((l) => l.startsWith('PARTIAL ')).pop();
+      if (!line && partial) {
+        // Hung or died mid-way: keep what was measured before, and say why it stopped.
+        resolve({ result: JSON.parse(partial.slice(8)), error: hung ?? `the bench worker exited (${signal ?? `status ${code}`}) mid-way` });
+        return;
+      }
       if (line) {
         const outcome = JSON.parse(line.slice(7)) as UnitOutcome;
         // The figures came, but the process could not exit: a thread-pool thread is still blocked.
@@ -371,7 +377,12 @@ async function main(): Promise<void> {
     results.pause = [];
     for (const config of pauseConfigs(quick).filter((c) => !filter || `${c.threads}:${c.mode}`.startsWith(filter))) {
       const result = (await run({ kind: 'pause', config })) as PauseConfigResult | undefined;
-      results.pause.push(result ?? hungPause(config, results.errors[unitName({ kind: 'pause', config })] ?? 'no result'));
+      const error = results.errors[unitName({ kind: 'pause', config })];
+      if (result && error) {
+        result.error = error;
+        result.hung = error.includes('did not finish');
+      }
+      results.pause.push(result ?? hungPause(config, error ?? 'no result'));
       save();
     }
   }

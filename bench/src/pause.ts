@@ -116,7 +116,21 @@ function summarizeOps(samples: OperationSample[]): OperationSummary {
   };
 }
 
-export async function runPauseConfig(config: PauseConfig): Promise<PauseConfigResult> {
+function summarizeConfig(result: PauseConfigResult): PauseConfigResult {
+  const switchesTotal = result.updateSwitches.reduce((a, b) => a + b, 0);
+  result.summary = {
+    skew: summarizeOps(result.skew),
+    restore: summarizeOps(result.restore),
+    update: { wallNs: summarize(result.updateWallNs), switchesTotal, stopped: switchesTotal > 0 },
+  };
+  return result;
+}
+
+/**
+ * `progress` receives the figures so far after every operation: if the engine hangs in the next
+ * one, the bench still reports what was measured before.
+ */
+export async function runPauseConfig(config: PauseConfig, progress?: (partial: PauseConfigResult) => void): Promise<PauseConfigResult> {
   const { threads, mode, placement } = config;
   const { victim } = await Victim.start(['threads', String(threads), mode], { placement });
   const result: PauseConfigResult = {
@@ -153,6 +167,7 @@ export async function runPauseConfig(config: PauseConfig): Promise<PauseConfigRe
       let wall = result.busyRetries === retriesBefore ? nowNs() - t0 : Number.NaN;
       let after = await settledSwitches(victim.pid, sampled, mode);
       result.skew.push(sample(handle.lastReport, wall, Number.isNaN(wall) ? Number.NaN : after - before, sampled.length));
+      progress?.(summarizeConfig(result));
 
       before = after;
       for (let i = 0; i < config.updatesPerRep; i++) {
@@ -171,6 +186,7 @@ export async function runPauseConfig(config: PauseConfig): Promise<PauseConfigRe
       result.restore.push(sample(handle.lastReport, wall, after - before, sampled.length));
       if ((handle.lastReport as { codeRetained?: boolean }).codeRetained) result.codeRetained++;
       result.reps++;
+      progress?.(summarizeConfig(result));
     }
   } catch (err) {
     result.error = (err instanceof Error ? err.message : String(err)).split('\n')[0];
@@ -184,13 +200,7 @@ export async function runPauseConfig(config: PauseConfig): Promise<PauseConfigRe
   } finally {
     await victim.close();
   }
-  const switchesTotal = result.updateSwitches.reduce((a, b) => a + b, 0);
-  result.summary = {
-    skew: summarizeOps(result.skew),
-    restore: summarizeOps(result.restore),
-    update: { wallNs: summarize(result.updateWallNs), switchesTotal, stopped: switchesTotal > 0 },
-  };
-  return result;
+  return summarizeConfig(result);
 }
 
 export async function runPause(configs: PauseConfig[], log: (msg: string) => void): Promise<PauseConfigResult[]> {

@@ -71,7 +71,7 @@ export function verdicts(results: Results): Verdict[] {
         }
       }
       const brokenNote = broken.length
-        ? `; ${broken.length} configuration(s) could not finish (${broken.map((c) => `${c.mode}, ${PLACEMENT_LABELS[c.placement]}: ${c.hung ? 'engine hung' : c.targetDied ? 'target died' : 'error'}`).join('; ')})`
+        ? `; ${broken.length} configuration(s) could not finish (${broken.map((c) => `${c.mode}, ${PLACEMENT_LABELS[c.placement]}: ${c.hung ? 'engine hung' : c.targetDied ? 'target died' : c.error?.startsWith('EBUSY') ? 'EBUSY after 40 retries' : 'error'}`).join('; ')})`
         : '';
       if (!rows.length) {
         out.push({ id: t.id, target: t.text, measured: `no figure${brokenNote}`, met: false, margin: 'not measurable' });
@@ -200,7 +200,7 @@ function pauseSection(results: Results, lines: string[]): void {
         `**${fmtNs(s.pauseNs.median)}**`,
         fmtNs(s.maxThreadPauseNs.median),
         fmtNs(s.wallNs.median),
-        String(s.movedThreads),
+        Number.isFinite(s.movedThreads) ? String(s.movedThreads) : 'n/a',
         Number.isFinite(s.switchesPerThread) ? s.switchesPerThread.toFixed(1) : 'n/a',
         `${c.reps}${c.busyRetries ? `, ${c.busyRetries} EBUSY` : ''}${op === 'restore' && c.codeRetained ? `, ${c.codeRetained} retained` : ''}${c.error ? ` — **stopped: ${c.error}**` : ''}`,
       ]);
