@@ -9,7 +9,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { afterEach, expect, it } from 'vitest';
 import { TimeSkewError, restoreClock, skewClock } from '../../lib/index';
 import { closeAllVictims, spawnVictim } from '../support/victim';
-import { ENGINE_DEADLINE_MS, EngineHang, diagnoseHang, withDeadline } from './support/cycles';
+import { Budget, ENGINE_DEADLINE_MS, EngineHang, Problems, diagnoseHang, withDeadline } from './support/cycles';
 import { procState, report } from './support/detached';
 
 /**
@@ -45,7 +45,13 @@ it(`a child_process that exits or is killed mid-operation: one true 'exit' event
   const started = Date.now();
   const outcomes = new Map<string, number>();
   const failures: string[] = [];
+  const budget = new Budget(90);
+  const budgetProblems = new Problems();
   for (let trial = 0; trial < CHILD_TRIALS; trial++) {
+    if (budget.spent(budgetProblems, trial, CHILD_TRIALS, 'trials')) {
+      failures.push(...budgetProblems.list);
+      break;
+    }
     const op = trial % 2 === 0 ? 'install' : 'restore';
     const how = trial % 4 < 2 ? 'exit' : 'kill';
     const victim = await spawnVictim('c');

@@ -16,7 +16,7 @@ import { afterAll, expect, it } from 'vitest';
 import { inspectClock, restoreClock } from '../../lib/index';
 import { tortureVictimPaths } from '../support/build-torture-victims';
 import { readVdso } from '../support/vdso';
-import { ENGINE_DEADLINE_MS, diagnoseHang, withDeadline } from './support/cycles';
+import { Budget, ENGINE_DEADLINE_MS, Problems, diagnoseHang, withDeadline } from './support/cycles';
 import { closeAllDetached, parseSpinStats, report, spawnDetached } from './support/detached';
 import { killAllInjectors, startInjector, type OpResult } from './support/injectors';
 import { describeDiff, expectRawClock, parseRaw } from './support/raw';
@@ -40,7 +40,13 @@ it(`two processes skewing the same pid at once, ${ROUNDS} times: EBUSY or succes
 
   const tally = { bothOk: 0, oneOk: 0, noneOk: 0 };
   const failures: string[] = [];
+  const budget = new Budget(60); // healthy: ~5 s
+  const budgetProblems = new Problems();
   for (let round = 0; round < ROUNDS; round++) {
+    if (budget.spent(budgetProblems, round, ROUNDS, 'rounds')) {
+      failures.push(...budgetProblems.list);
+      break;
+    }
     const replace = round % 2 === 1;
     const label = `round ${round} (replace: ${replace})`;
     const results: OpResult[] = await withDeadline(

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, expect, it } from 'vitest';
 import { tortureVictimPaths } from '../support/build-torture-victims';
 import { readVdso } from '../support/vdso';
-import { Problems, skewRestore } from './support/cycles';
+import { Budget, Problems, skewRestore } from './support/cycles';
 import { closeAllDetached, parseSpinStats, report, spawnDetached } from './support/detached';
 import { expectRawClock, parseRaw } from './support/raw';
 
@@ -29,7 +29,9 @@ it(`a target whose seccomp filter kills it on mmap/mprotect/munmap survives ${CY
   expect(readFileSync(`/proc/${victim.pid}/status`, 'utf8')).toMatch(/^Seccomp:\s+2$/m);
 
   const problems = new Problems();
+  const budget = new Budget(30);
   for (let cycle = 0; cycle < CYCLES; cycle++) {
+    if (budget.spent(problems, cycle, CYCLES)) break;
     await skewRestore(victim.pid, { offset: A }, problems, `cycle ${cycle}`, async (handle) => {
       if (cycle % 50 === 0) expectRawClock(parseRaw(await victim.request('raw')), 0, A, `cycle ${cycle}, skewed`);
       await handle.update({ offset: B });

@@ -22,7 +22,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, expect, it } from 'vitest';
 import { tortureVictimPaths } from '../support/build-torture-victims';
-import { Problems, skewRestore } from './support/cycles';
+import { Budget, Problems, skewRestore } from './support/cycles';
 import { closeAllDetached, parseSpinStats, report, spawnDetached, type Detached } from './support/detached';
 
 afterAll(closeAllDetached);
@@ -42,12 +42,16 @@ interface StormResult {
 }
 
 const problems = new Problems();
+const budget = new Budget(75); // all three storms; healthy, ~25 s
 
 async function storm(victim: Detached, mode: 'ack' | 'rt' | 'flood', cycles: number): Promise<StormResult> {
   expect(await victim.request(`sigsend ${mode}`)).toMatch(/^sigsend \d+$/);
   const started = Date.now();
   if (cycles === 0) await new Promise((r) => setTimeout(r, 200));
-  for (let i = 0; i < cycles; i++) await skewRestore(victim.pid, { offset: A }, problems, `${mode} storm, cycle ${i}`);
+  for (let i = 0; i < cycles; i++) {
+    if (budget.spent(problems, i, cycles, `cycles of the ${mode} storm`)) break;
+    await skewRestore(victim.pid, { offset: A }, problems, `${mode} storm, cycle ${i}`);
+  }
   const seconds = (Date.now() - started) / 1000;
   const line = await victim.request('sigstop', 15_000);
   const m = /^sigstopped sent=(\d+) handled=(\d+) usr1=(\d+) rt=(\d+) lost=(\d+) sender_status=(\d+)/.exec(line);

@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { afterAll, expect, it } from 'vitest';
 import { TimeSkewError, restoreClock, skewClock } from '../../lib/index';
 import { tortureVictimPaths } from '../support/build-torture-victims';
-import { ENGINE_DEADLINE_MS, EngineHang, diagnoseHang, withDeadline } from './support/cycles';
+import { Budget, ENGINE_DEADLINE_MS, EngineHang, Problems, diagnoseHang, withDeadline } from './support/cycles';
 import { closeAllDetached, procState, report, spawnDetached, tracers, waitFor } from './support/detached';
 
 afterAll(closeAllDetached);
@@ -61,7 +61,13 @@ it(`a detached target that exits or is killed mid-operation: ESRCH or success, n
   const durations = await measureOperations();
   const outcomes = new Map<string, number>();
   const failures: string[] = [];
+  const budget = new Budget(90);
+  const budgetProblems = new Problems();
   for (let trial = 0; trial < DETACHED_TRIALS; trial++) {
+    if (budget.spent(budgetProblems, trial, DETACHED_TRIALS, 'trials')) {
+      failures.push(...budgetProblems.list);
+      break;
+    }
     const op = trial % 2 === 0 ? 'install' : 'restore';
     const how = trial % 4 < 2 ? 'exit' : 'kill';
     const victim = await spawnDetached(tortureVictimPaths.torture);
