@@ -34,6 +34,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -175,24 +177,23 @@ static struct spinner *new_spinner(void) {
   return i < MAX_SPINNERS ? &spinners[i] : &spinners[MAX_SPINNERS - 1];
 }
 
-// Spinners are created asleep and released together: a main thread creating threads while
-// hundreds of others already spin beside it would take minutes to finish on a loaded machine.
-static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
-static int gate_open;
+// Spinners are created asleep and released together, by one futex wake: a main thread creating
+// threads while hundreds of others already spin beside it (or handing a mutex from one woken
+// thread to the next) would take minutes on a loaded machine.
+static _Atomic int gate_open;
 
 static void open_gate(void) {
-  pthread_mutex_lock(&gate_lock);
-  gate_open = 1;
-  pthread_cond_broadcast(&gate_cond);
-  pthread_mutex_unlock(&gate_lock);
+  atomic_store(&gate_open, 1);
+  syscall(SYS_futex, &gate_open, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+static void wait_gate(void) {
+  while (!atomic_load(&gate_open)) syscall(SYS_futex, &gate_open, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
 }
 
 static void *spin_main(void *arg) {
   (void)arg;
-  pthread_mutex_lock(&gate_lock);
-  while (!gate_open) pthread_cond_wait(&gate_cond, &gate_lock);
-  pthread_mutex_unlock(&gate_lock);
+  wait_gate();
   struct spinner *s = new_spinner();
   int64_t last = 0;
   for (;;) spin_step(s, &last);
@@ -383,10 +384,8 @@ int main(int argc, char **argv) {
       fprintf(stderr, "started only %d of %d threads\n", started, n - 1);
       return 3;
     }
-    if (spin) {
-      open_gate();
-      while (atomic_load(&n_spinners) < n - 1) usleep(1000);
-    }
+    // The threads exist now (the bench checks /proc/PID/task); the spinners start as they get a CPU.
+    if (spin) open_gate();
     ready();
     return spin ? spin_serve() : serve();
   }

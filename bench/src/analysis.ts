@@ -35,7 +35,8 @@ export const FINDINGS = {
   quadratic: { awaitFindIf: 200, releaseScan: '900–1,100', relistContains: 200 },
   // Update decomposition at f781780, 1-thread target (µs, medians of 1,500 calls each), and /proc reads.
   update: { pool: 35, inspect: 126, nativeUpdate: 137, handleUpdate: 165, stat: 9, maps: 26, stat1000: 86, maps1000: 1100, auxv: 5, vmReadv: 2.3 },
-  // Drain with 100 spinning threads (instrumented copy of 75e3bef; reproduced uninstrumented at 2d937af).
+  // Drain with 100 spinning threads (instrumented copy of 75e3bef; the SIGTRAP death reproduced
+  // uninstrumented up to 7e2bc4b, fixed in 8b5cce4).
   drain: { inFlight: 81, trapped: 26, timedOut: 55, sigtrapAtTimeout: 18 },
 };
 
@@ -110,24 +111,26 @@ export function explain(v: Verdict, results: Results): Explanation {
           'Take the read/parse/plan out of the stop window (−1.5–2 ms); keep the pending signal in the attached list (or index threads by tid) so that awaitStops() and release() are linear (−~1.3 ms, most of it inside the release burst). ' +
           'That brings 1,000 sleeping threads to ~15–18 ms on this VM; the rest is two wake-ups per thread, which stop-the-world by ptrace cannot avoid. 10 ms needs a host where a cross-CPU wake-up costs ≤ 5 µs (bare metal), or a target that is not stopped as a whole.',
       };
-    case 'pause-1000-spin':
+    case 'pause-1000-spin': {
+      const died = (results.pause ?? []).some((c) => c.targetDied);
+      const deadlocked = (results.pause ?? []).some((c) => c.hung);
       return {
         key: 'pause-1000-spin',
-        title: 'Pause ≤ 50 ms for 1,000 spinning threads (and targets killed on restore)',
-        byHowMuch: `${v.margin}.${(results.pause ?? []).some((c) => c.targetDied) ? ' Worse: some targets with 100 or 1,000 spinning threads died during restore (see the table: "the target was killed by a signal: Trace/breakpoint trap").' : ''}`,
+        title: 'Pause ≤ 50 ms for 1,000 spinning threads (and what goes wrong with spinning targets)',
+        byHowMuch: `${v.margin}. ${v.measured}.${died ? ' Some targets died during the run (see the table).' : ''}${deadlocked ? ' The engine deadlocked in some configurations (see the table).' : ''}`,
         why:
-          'Restore has to get every thread out of the fakes before it zeroes them. It classifies a thread inside original vDSO code as "called from a fake" when [rsp], [rsp+8] or [rbp+8] holds a fake\'s return address — but inside __vdso_clock_gettime, after its prologue, [rsp+8] is a not-yet-written local slot that still holds the fake\'s return address from the thread\'s previous call through the fake. A thread that now calls the original directly (CLOCK_MONOTONIC, or any call made after the entries were restored) is then let run "to the breakpoint on the fake\'s ret", never reaches it, and spins for the whole 50 ms timeout, competing with the threads that really are in flight. ' +
-          `With 100 spinning threads (instrumented copy): ${F.drain.inFlight} threads judged in flight, ${F.drain.trapped} trapped in time, ${F.drain.timedOut} timed out; ${F.drain.sigtrapAtTimeout} of those were found, when interrupted at the timeout, stopped by the breakpoint's SIGTRAP itself — which runUntilTrap() records as a pending signal, and release() hands back with PTRACE_DETACH: the target dies of SIGTRAP. ` +
-          'With one spinning thread the false positive makes about a quarter of restores time out and retain the code, and the next skewClock() then fails with EBUSY until the thread happens to be elsewhere (the "EBUSY" counts in the tables). ' +
-          'Then the engine can hang: when the next operation finds the target dying (of that SIGTRAP), awaitStops() blocks forever in waitpid() on the thread-group leader — a multithreaded process\'s leader is not reported before its other threads are reaped, and those are now traced zombies that only the blocked thread could reap (instrumented copy of 7e2bc4b: "wait <leader> (awaitStops) blocked > 5 s; State: Z"; the bench\'s watchdog shows it as "engine hung … wait4(pid) … N thread(s) traced by it, states {Z: N}"). The thread-pool thread is lost, and the Node process can no longer exit normally (libuv joins its pool at exit). ' +
-          'Separately, in the same session the injector competes with every spinning thread for the CPU outside its real-time window (the "Call" column), and in its own session the target competes as one group (compare the rows).',
+          'Restore has to get every thread out of the fakes before it zeroes them, and its test for "this thread is inside a call made by a fake" has false positives. It looks for a fake\'s return address at [rsp], [rsp+8] or [rbp+8]; but inside __vdso_clock_gettime, past its prologue, [rsp+8] is a local slot not yet written in this call, which still holds the fake\'s return address from the thread\'s previous call through the fake. A thread that now calls the original directly (CLOCK_MONOTONIC, or any call after the entries were put back) is then let run "until it reaches the breakpoint on the fake\'s ret" — which it never does — until the drain times out (1 s since 8b5cce4, 50 ms before), while it competes for the CPU with the threads that really are in flight. The drain then fails, the code is retained, and the next skewClock() answers EBUSY until no thread looks in flight. ' +
+          `Measured at 8b5cce4 (no instrumentation, 100 spinning threads, 6 targets × skew+restore): every restore took 1.0–2.6 s and retained the code, and every following skewClock() failed with EBUSY. With one spinning thread about a quarter of restores retain the code (the "retained"/"EBUSY" counts in the table). ` +
+          `Found along the way and fixed in 8b5cce4: a thread that hit the breakpoint just as the 50 ms ran out was recorded with SIGTRAP as its pending signal and detached with it — the target died of SIGTRAP (instrumented copy of 75e3bef, 100 spinning threads: ${F.drain.inFlight} judged in flight, ${F.drain.trapped} trapped in time, ${F.drain.timedOut} timed out, ${F.drain.sigtrapAtTimeout} of those found in the breakpoint's SIGTRAP stop). ` +
+          'Still present: when a target dies while it is being stopped, awaitStops() blocks forever in waitpid() on the thread-group leader — a multithreaded process\'s leader is not reported before its other threads are reaped, and those are traced zombies that only the blocked thread could reap (instrumented copy of 7e2bc4b: "wait <leader> (awaitStops) blocked > 5 s; State: Z"; the bench\'s watchdog reports it as "engine deadlocked … N thread(s) traced by it, states {Z: N}"). That thread-pool thread is lost for good, and the Node process can no longer exit normally (libuv joins its pool at exit). ' +
+          'Separately, in the same session the injector competes with every spinning thread for the CPU outside its real-time window (the "Call" column); a target in its own session competes as one group.',
         close:
-          '(1) Never hand a SIGTRAP of our own breakpoint back to the target: in runUntilTrap()\'s timeout path, a thread found in a SIGTRAP stop whose ip is a fake\'s exit + 1 has trapped — emulate the return. ' +
-          '(2) Make the in-flight test exact: choose the one slot that holds the return address from where the thread is — [rsp] at the first instruction and at a ret, [rsp+8] right after push %rbp, [rbp+8] everywhere else (the x86 vDSO time functions keep a frame pointer; the planner can check the prologue and fall back to stepping when it does not match) — so no thread that merely calls the original is ever made to run. ' +
-          '(3) When the code already in the target is byte-identical to this build\'s payload, install over it without draining (in-flight threads return into identical code): rewrite the data, put the ret bytes back, flip the entries — instead of EBUSY. ' +
-          '(4) Never block in waitpid() on one thread: collect stops with waitpid(-1, __WALL | __WNOTHREAD) (only the calling thread\'s tracees, so libuv\'s children are safe) and dispatch by tid, count an exit as a gone thread (reaping siblings is what lets the leader be reported), and give every wait a deadline. ' +
-          '(5) Linear bookkeeping in release() (see the 1,000 sleeping threads) matters most here: the release burst is when released spinners take the CPU back.',
+          '(1) Make the in-flight test exact: take the one slot that holds the return address given where the thread is — [rsp] at the first instruction and at a ret, [rsp+8] right after push %rbp, [rbp+8] everywhere else (the x86 vDSO time functions keep a frame pointer; the planner can check the prologue and fall back to stepping when it does not match). Then no thread that merely calls the original is made to run, the drain takes microseconds, and restores stop retaining code. ' +
+          '(2) When the code already in the target is byte-identical to this build\'s payload, install over it without draining (in-flight threads return into identical code): rewrite the data, put the ret bytes back, flip the entries — instead of EBUSY. ' +
+          '(3) Never block in waitpid() on one thread: collect stops with waitpid(-1, __WALL | __WNOTHREAD) (only the calling thread\'s tracees, so libuv\'s children are safe), dispatch by tid, count an exit as a gone thread (reaping the siblings is what lets the leader be reported), and give every wait a deadline. ' +
+          '(4) Linear bookkeeping in release() (see the 1,000 sleeping threads) matters most here: the release burst is when released spinners take the CPU back.',
       };
+    }
     case 'update-latency':
       return {
         key: 'update-latency',

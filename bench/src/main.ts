@@ -281,8 +281,11 @@ function diagnose(pid: number): string {
     const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
     if (ppid === pid && read(`/proc/${entry}/cmdline`) === read(`/proc/${pid}/cmdline`)) visit(Number(entry), 'engine helper');
   }
-  return notes.join(' | ') || 'no blocked thread found';
+  return notes.join(' | ') || 'no thread blocked in a wait: just slow';
 }
+
+/** A tracer waiting on a process whose traced threads are all zombies will wait forever. */
+const isDeadlock = (diagnosis: string): boolean => /states \{"Z":\d+\}/.test(diagnosis);
 
 interface UnitOutcome {
   result?: unknown;
@@ -304,8 +307,11 @@ function runUnit(unit: Unit): Promise<UnitOutcome> {
   return new Promise((resolve) => {
     let hung: string | undefined;
     const timer = setTimeout(() => {
-      hung = `did not finish in ${unitTimeoutMs(unit) / 1000} s: ${diagnose(child.pid!)}`;
-      log(`${unitName(unit)}: HUNG, ${hung}`);
+      const diagnosis = diagnose(child.pid!);
+      hung = isDeadlock(diagnosis)
+        ? `engine deadlocked (did not finish in ${unitTimeoutMs(unit) / 1000} s): ${diagnosis}`
+        : `did not finish in ${unitTimeoutMs(unit) / 1000} s; at that moment: ${diagnosis}`;
+      log(`${unitName(unit)}: ${hung}`);
       // SIGTERM: Node dies at once (no exit handlers to join a blocked thread-pool thread); the
       // victims and helper processes follow through PR_SET_PDEATHSIG, and traced threads are
       // released by the kernel when their tracer dies.
@@ -380,7 +386,8 @@ async function main(): Promise<void> {
       const error = results.errors[unitName({ kind: 'pause', config })];
       if (result && error) {
         result.error = error;
-        result.hung = error.includes('did not finish');
+        result.hung = error.startsWith('engine deadlocked');
+        result.timedOut = !result.hung && error.includes('did not finish');
       }
       results.pause.push(result ?? hungPause(config, error ?? 'no result'));
       save();
@@ -418,7 +425,8 @@ function hungPause(config: PauseConfig, error: string): PauseConfigResult {
   const ops = { threads: config.threads, pauseNs: empty, maxThreadPauseNs: empty, wallNs: empty, movedThreads: Number.NaN, switchesPerThread: Number.NaN };
   return {
     error,
-    hung: true,
+    hung: error.startsWith('engine deadlocked'),
+    timedOut: error.includes('did not finish') && !error.startsWith('engine deadlocked'),
     busyRetries: 0,
     codeRetained: 0,
     threads: config.threads,

@@ -38,8 +38,10 @@ export interface OperationSample {
 export interface PauseConfigResult {
   /** Set when the configuration could not finish (the figures then cover the repetitions done). */
   error?: string;
-  /** Set when the engine hung and the bench had to kill its worker process. */
+  /** Set when the engine deadlocked (waiting on zombies) and the bench had to kill its worker. */
   hung?: boolean;
+  /** Set when the configuration ran out of time (slow, not proven stuck). */
+  timedOut?: boolean;
   /** Set when the target died during the configuration: how. */
   targetDied?: string;
   /** skewClock() calls refused with EBUSY ("a thread was inside the old hook") and retried. */

@@ -71,7 +71,7 @@ export function verdicts(results: Results): Verdict[] {
         }
       }
       const brokenNote = broken.length
-        ? `; ${broken.length} configuration(s) could not finish (${broken.map((c) => `${c.mode}, ${PLACEMENT_LABELS[c.placement]}: ${c.hung ? 'engine hung' : c.targetDied ? 'target died' : c.error?.startsWith('EBUSY') ? 'EBUSY after 40 retries' : 'error'}`).join('; ')})`
+        ? `; ${broken.length} configuration(s) could not finish (${broken.map((c) => `${c.mode}, ${PLACEMENT_LABELS[c.placement]}: ${c.hung ? 'engine deadlocked' : c.targetDied ? 'target died' : c.timedOut ? 'timed out' : c.error?.startsWith('EBUSY') ? 'EBUSY for 10 s of retries' : 'error'}`).join('; ')})`
         : '';
       if (!rows.length) {
         out.push({ id: t.id, target: t.text, measured: `no figure${brokenNote}`, met: false, margin: 'not measurable' });
@@ -355,7 +355,7 @@ function charts(results: Results, dir: string): string[] {
             labels: configs.map((c) => {
               if (!c) return undefined;
               const ns = c.summary[op].pauseNs.median;
-              const note = c.hung ? 'engine hung' : c.targetDied ? 'target died' : undefined;
+              const note = c.hung ? 'engine deadlocked' : c.targetDied ? 'target died' : c.timedOut ? 'timed out' : undefined;
               if (!Number.isFinite(ns)) return note ?? 'n/a';
               return `${compactNs(ns)}${note ? ` (${note})` : ''}`;
             }),

@@ -8,12 +8,14 @@ export interface RetryCounter {
   busyRetries: number;
 }
 
-export async function skewRetrying(pid: number, options: SkewOptions, counter: RetryCounter): Promise<SkewHandle> {
-  for (let attempt = 0; ; attempt++) {
+/** Retries EBUSY for up to `budgetMs` (each attempt stops the target, and may drain it for a second). */
+export async function skewRetrying(pid: number, options: SkewOptions, counter: RetryCounter, budgetMs = 10_000): Promise<SkewHandle> {
+  const deadline = Date.now() + budgetMs;
+  for (;;) {
     try {
       return await skewClock(pid, options);
     } catch (err) {
-      if ((err as { code?: string }).code !== 'EBUSY' || attempt >= 40) throw err;
+      if ((err as { code?: string }).code !== 'EBUSY' || Date.now() > deadline) throw err;
       counter.busyRetries++;
       await sleep(25);
     }
