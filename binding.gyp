@@ -17,7 +17,8 @@
         "native/x86_64/planner.cc",
         "native/x86_64/payload.cc",
         "native/x86_64/blob_builder.cc",
-        "native/x86_64/registers.cc"
+        "native/x86_64/registers.cc",
+        "native/x86_64/in_flight.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],

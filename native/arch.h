@@ -6,6 +6,7 @@
 #include "x86_64/planner.h"
 #include "x86_64/payload.h"
 #include "x86_64/registers.h"
+#include "x86_64/in_flight.h"
 #include "x86_64/blob_builder.h"
 namespace timeskew::arch {
 using namespace timeskew::x86_64;
@@ -19,5 +20,6 @@ namespace timeskew::arch {
 constexpr bool kSupported = false;
 constexpr const char* kName = "unsupported";
 inline bool readInstructionPointer(pid_t, uint64_t&) { return false; }
+inline bool rewindInterruptedWait(pid_t, pid_t) { return false; }
 }  // namespace timeskew::arch
 #endif

@@ -1,6 +1,10 @@
 #include "injector.h"
 
+#include <time.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cstddef>
 
 #include <cstring>
 #include <string>
@@ -8,6 +12,7 @@
 
 #include "arch.h"
 #include "elf_image.h"
+#include "frame_table.h"
 #include "proc.h"
 #include "stop_world.h"
 #include "target_memory.h"
@@ -16,12 +21,19 @@ namespace timeskew {
 
 namespace {
 
-// A thread single-stepped out of hook code never needs more than a few hundred instructions;
-// the cap only guards against a thread that loops inside the vDSO for another reason.
+// A thread single-stepped out of another build's code never needs more than a few hundred
+// instructions; the cap only guards against a thread that loops inside the vDSO.
 constexpr int kMaxSteps = 100000;
+// How long install and restore let threads that are inside our code run on before giving up.
+// A call through a fake takes nanoseconds once its thread runs; on a saturated machine a
+// resumed thread may wait long for a CPU.
+constexpr uint64_t kDrainBudgetNs = 2000ull * 1000 * 1000;
+// CPU time a thread must have had since we let it go: far more than any call through a fake.
+constexpr uint64_t kProgressNs = 20 * 1000;
 
 struct Target {
   pid_t pid = 0;
+  pid_t memoryPid = 0;  // the process, or a live thread of it when its leader exited
   AddressRange vdso;
   std::vector<uint8_t> bytes;
   VdsoImage image;
@@ -30,6 +42,9 @@ struct Target {
   BlobHeader header{};
 
   uint64_t address(uint64_t offset) const { return vdso.start + offset; }
+  AddressRange blobRange() const {
+    return {address(blobOffset), address(blobOffset + (hasBlob ? header.blobSize : 0))};
+  }
 };
 
 Status notSupported() {
@@ -39,20 +54,25 @@ Status notSupported() {
 }
 
 // Checks that can be made without stopping anything, so that bad targets are refused untouched.
-Status checkTarget(pid_t pid, AddressRange& vdso) {
+Status checkTarget(pid_t pid, AddressRange& vdso, pid_t& memoryPid) {
   ProcessInfo info;
   if (!readProcessInfo(pid, info)) return systemFailure(errno, "open", "/proc/PID/stat");
+  memoryPid = pid;
   if (info.state == 'Z' || info.state == 'X') {
-    return failure("ESRCH", ESRCH, nullptr,
-                   "the process has exited and waits for its parent to reap it",
-                   "process %d is a zombie", pid);
+    // The leader may have exited alone (pthread_exit in main): the program still runs.
+    memoryPid = findLiveThread(pid);
+    if (memoryPid == 0) {
+      return failure("ESRCH", ESRCH, nullptr,
+                     "the process has exited and waits for its parent to reap it",
+                     "process %d is a zombie", pid);
+    }
   }
   if (info.flags & kKernelThreadFlag) {
     return failure("ENOTSUP", 0, nullptr, "kernel threads have no user-space clock to skew",
                    "process %d is a kernel thread (no vDSO)", pid);
   }
   int error = 0;
-  if (!findVdsoMapping(pid, vdso, error)) {
+  if (!findVdsoMapping(memoryPid, vdso, error)) {
     if (error != 0) return systemFailure(error, "open", "/proc/PID/maps");
     return failure("ENOTSUP", 0, nullptr,
                    "the process has no vDSO (kernel thread, or booted with vdso=0)",
@@ -61,11 +81,12 @@ Status checkTarget(pid_t pid, AddressRange& vdso) {
   return Status::success();
 }
 
-Status readTarget(pid_t pid, const AddressRange& vdso, Target& target) {
+Status readTarget(pid_t pid, pid_t memoryPid, const AddressRange& vdso, Target& target) {
   target.pid = pid;
+  target.memoryPid = memoryPid;
   target.vdso = vdso;
   target.bytes.resize(vdso.end - vdso.start);
-  if (!readTargetMemory(pid, vdso.start, target.bytes.data(), target.bytes.size())) {
+  if (!readTargetMemory(memoryPid, vdso.start, target.bytes.data(), target.bytes.size())) {
     return systemFailure(errno, "process_vm_readv", "reading the vDSO");
   }
   std::string error;
@@ -79,6 +100,7 @@ Status readTarget(pid_t pid, const AddressRange& vdso, Target& target) {
   }
   if (target.image.machine() != ElfMachine::kX86_64 || !arch::kSupported) return notSupported();
   target.blobOffset = (target.image.elfEnd() + 15) & ~size_t{15};
+  target.hasBlob = false;
   if (target.blobOffset + sizeof(BlobHeader) <= target.bytes.size()) {
     std::memcpy(&target.header, target.bytes.data() + target.blobOffset, sizeof target.header);
     target.hasBlob = std::memcmp(target.header.magic, kBlobMagic, sizeof kBlobMagic) == 0;
@@ -95,18 +117,76 @@ Status readTarget(pid_t pid, const AddressRange& vdso, Target& target) {
 
 Status loadTarget(pid_t pid, Target& target) {
   AddressRange vdso;
-  Status status = checkTarget(pid, vdso);
+  pid_t memoryPid = 0;
+  Status status = checkTarget(pid, vdso, memoryPid);
   if (!status.ok) return status;
-  return readTarget(pid, vdso, target);
+  return readTarget(pid, memoryPid, vdso, target);
 }
 
 Status writeFailure(const char* what) { return systemFailure(errno, "pwrite", what); }
 
-void fillReport(StoppedProcess& world, OperationReport& report) {
+void addToReport(StoppedProcess& world, OperationReport& report) {
   world.release();
   report.threads = static_cast<int>(world.threads().size());
-  report.pauseNs = world.releasedNs() - world.firstStopNs();
-  report.maxThreadPauseNs = world.maxThreadPauseNs();
+  report.pauseNs += world.releasedNs() - world.firstStopNs();
+  report.maxThreadPauseNs = std::max(report.maxThreadPauseNs, world.maxThreadPauseNs());
+}
+
+bool entryIsPatched(const Target& target, const PatchedEntry& entry) {
+  return entry.patchOffset != 0 && entry.patchOffset + 5u <= target.blobOffset &&
+         std::memcmp(target.bytes.data() + entry.patchOffset, entry.original, 5) != 0;
+}
+
+bool anyEntryPatched(const Target& target) {
+  for (const PatchedEntry& entry : target.header.entries) {
+    if (entryIsPatched(target, entry)) return true;
+  }
+  return false;
+}
+
+// Threads that ran our code when they were stopped, and how much CPU each had had: they are let
+// run until each has had more, which takes any of them out of a call through a fake.
+struct Waiter {
+  pid_t tid = 0;
+  uint64_t runtimeNs = 0;
+  bool measured = false;
+};
+
+std::vector<Waiter> noteWaiters(pid_t pid, const std::vector<pid_t>& tids) {
+  std::vector<Waiter> waiters;
+  for (pid_t tid : tids) {
+    Waiter waiter;
+    waiter.tid = tid;
+    waiter.measured = readThreadRuntimeNs(pid, tid, waiter.runtimeNs);
+    waiters.push_back(waiter);
+  }
+  return waiters;
+}
+
+void awaitProgress(pid_t pid, std::vector<Waiter> waiters, uint64_t deadlineNs, int attempt) {
+  for (;;) {
+    std::vector<Waiter> still;
+    bool unmeasured = false;
+    for (const Waiter& waiter : waiters) {
+      uint64_t now = 0;
+      if (!waiter.measured) {
+        unmeasured = true;
+        continue;
+      }
+      if (!readThreadRuntimeNs(pid, waiter.tid, now)) continue;  // gone
+      if (now - waiter.runtimeNs < kProgressNs) still.push_back(waiter);
+    }
+    if (unmeasured) {
+      // No schedstat in this kernel: give them time instead, more at each attempt.
+      struct timespec pause = {0, std::min(200L, 1L << attempt) * 1000 * 1000};
+      ::nanosleep(&pause, nullptr);
+      return;
+    }
+    if (still.empty() || monotonicNowNs() > deadlineNs) return;
+    waiters.swap(still);
+    struct timespec pause = {0, 200 * 1000};
+    ::nanosleep(&pause, nullptr);
+  }
 }
 
 #if defined(__x86_64__)
@@ -125,143 +205,40 @@ bool blobCodeIsOurs(const Target& target) {
   return std::memcmp(installed.data(), payload.bytes + TS_CODE_OFFSET, installed.size()) == 0;
 }
 
-// Whether a thread in original vDSO code was called by one of our fakes. The fake's return
-// address then sits where this function keeps its own: at [rsp] (a leaf like time(), or at its
-// final ret), [rsp + 8] (just after `push %rbp`), or [rbp + 8] (once the frame pointer is set,
-// which the vDSO's time functions do in their first instructions). Only those slots are looked
-// at: deeper stack words may be stale copies left by earlier calls.
-bool returnsIntoFake(const Target& target, pid_t tid) {
-  uint64_t sp = 0, bp = 0;
-  uint64_t top[2] = {};
-  uint64_t frame = 0;
-  if (!arch::readStackPointer(tid, sp) || !arch::readFramePointer(tid, bp) ||
-      !readTargetMemory(target.pid, sp, top, sizeof top)) {
-    return true;  // cannot tell: treat as in flight
+// Every thread whose execution depends on the blob: running it, called from it, or interrupted
+// by a signal in either place.
+std::vector<pid_t> threadsInFlight(StoppedProcess& world, const Target& target) {
+  FrameTable frames;
+  std::string error;
+  const bool haveFrames =
+      frames.parse(target.image, arch::kDwarfRbp, arch::kDwarfReturnAddress, error);
+  arch::FlightView view;
+  view.memoryPid = target.memoryPid;
+  view.vdso = target.vdso;
+  view.blob = target.blobRange();
+  view.frames = haveFrames ? &frames : nullptr;
+  std::vector<pid_t> inFlight;
+  std::vector<arch::CodePosition> positions;
+  for (const StoppedThread& thread : world.threads()) {
+    if (!arch::collectPositions(target.memoryPid, thread.tid, positions)) continue;
+    if (arch::isInFlight(view, positions)) inFlight.push_back(thread.tid);
   }
-  const bool haveFrame = readTargetMemory(target.pid, bp + 8, &frame, sizeof frame);
-  const arch::PayloadLayout& payload = arch::payloadLayout();
-  for (uint32_t offset : payload.returnOffset) {
-    const uint64_t fakeReturn = target.address(target.blobOffset + offset);
-    if (top[0] == fakeReturn || top[1] == fakeReturn || (haveFrame && frame == fakeReturn)) {
-      return true;
-    }
-  }
-  return false;
+  return inFlight;
 }
 #else
 bool blobCodeIsOurs(const Target&) { return false; }
-bool returnsIntoFake(const Target&, pid_t) { return true; }
-#endif
-
-#if defined(__x86_64__)
-// Where a thread stands relative to our code, once entries point back at the original code.
-enum class Flight { kClear, kInBlob, kCalledFromFake, kAtExit };
-
-Flight classify(const Target& target, const AddressRange& blobRange, pid_t tid, uint64_t ip) {
-  const arch::PayloadLayout& payload = arch::payloadLayout();
-  const uint64_t blob = target.address(target.blobOffset);
-  for (int i = 0; i < kHookCount; ++i) {
-    if (ip == blob + payload.exitOffset[i]) return Flight::kAtExit;
-    // Between the return from the trampoline and the ret: post-processing, runs to the exit.
-    if (ip >= blob + payload.returnOffset[i] && ip < blob + payload.exitOffset[i]) {
-      return Flight::kCalledFromFake;
-    }
-  }
-  if (target.vdso.contains(ip) && returnsIntoFake(target, tid)) return Flight::kCalledFromFake;
-  return blobRange.contains(ip) ? Flight::kInBlob : Flight::kClear;
-}
-
-// Gets every thread out of our code without single-stepping through whole vDSO functions:
-// a thread on its way in is stepped the few instructions until it either leaves (a pass-through
-// call) or is inside a call made by a fake; those are let run to a breakpoint on the fake's ret,
-// whose effect we then perform ourselves. False when a thread could not be moved out.
-bool drainThreads(StoppedProcess& world, const Target& target, TargetMemoryWriter& writer,
-                  const AddressRange& blobRange, OperationReport& report) {
-  constexpr int kMaxPrologueSteps = 64;
-  // A call through a fake finishes in microseconds once the thread runs, but on a saturated
-  // machine a resumed thread may wait long for a CPU (50 ms proved too short under a load of
-  // 200). A thread still running after this was not in a fake's call, or is blocked in it (the
-  // code then stays).
-  constexpr uint64_t kRunTimeoutNs = 1000 * 1000 * 1000;
-  const arch::PayloadLayout& payload = arch::payloadLayout();
-  const uint64_t blob = target.address(target.blobOffset);
-  bool drained = true;
-  std::vector<StoppedThread*> running;
-  for (StoppedThread& thread : world.threads()) {
-    for (int step = 0;; ++step) {
-      uint64_t ip = 0;
-      if (!arch::readInstructionPointer(thread.tid, ip)) break;
-      const Flight flight = classify(target, blobRange, thread.tid, ip);
-      if (flight == Flight::kClear) break;
-      if (step == 0) ++report.movedThreads;
-      if (thread.pendingSignal != 0) {
-        // Resuming it would swallow its signal: leave it, and the code, where they are.
-        drained = false;
-        break;
-      }
-      if (flight == Flight::kAtExit) {
-        drained = arch::emulateReturn(target.pid, thread.tid) && drained;
-        break;
-      }
-      if (flight == Flight::kCalledFromFake) {
-        running.push_back(&thread);
-        break;
-      }
-      const AddressRange here{ip, ip + 1};
-      const StepOutcome outcome = world.stepOutOf(thread, here, 1);
-      if (outcome == StepOutcome::kGone) break;
-      if (outcome != StepOutcome::kOutside || step >= kMaxPrologueSteps) {
-        drained = false;
-        break;
-      }
-    }
-  }
-  if (running.empty()) return drained;
-
-  const uint8_t breakpoint = 0xcc;
-  const uint8_t ret = 0xc3;
-  for (uint32_t exit : payload.exitOffset) {
-    if (!writer.write(blob + exit, &breakpoint, 1)) return false;
-  }
-  const auto outcomes = world.runUntilTrap(running, kRunTimeoutNs);
-  for (size_t i = 0; i < running.size(); ++i) {
-    if (outcomes[i] == StoppedProcess::RunOutcome::kGone) continue;
-    uint64_t ip = 0;
-    bool atBreakpoint = false;
-    if (arch::readInstructionPointer(running[i]->tid, ip) &&
-        outcomes[i] == StoppedProcess::RunOutcome::kTrapped) {
-      for (uint32_t exit : payload.exitOffset) atBreakpoint |= ip == blob + exit + 1;
-    }
-    if (!atBreakpoint && outcomes[i] == StoppedProcess::RunOutcome::kTimedOut &&
-        !target.vdso.contains(ip) && running[i]->pendingSignal == 0) {
-      continue;  // it was never inside a fake's call, and now it is outside the vDSO
-    }
-    if (!atBreakpoint || !arch::emulateReturn(target.pid, running[i]->tid)) {
-      drained = false;
-    }
-  }
-  if (!drained) {
-    // Someone is still inside: give the code its ret instructions back before anyone runs it.
-    for (uint32_t exit : payload.exitOffset) writer.write(blob + exit, &ret, 1);
-  }
-  return drained;
-}
-#else
-bool drainThreads(StoppedProcess&, const Target&, TargetMemoryWriter&, const AddressRange&,
-                  OperationReport&) {
-  return false;
+std::vector<pid_t> threadsInFlight(StoppedProcess& world, const Target&) {
+  std::vector<pid_t> all;
+  for (const StoppedThread& thread : world.threads()) all.push_back(thread.tid);
+  return all;
 }
 #endif
 
-// Undoes an installed skew with every thread stopped: entries first (no new call can enter the
-// hook), then threads inside the vDSO are stepped out (one may be in the original code with a
-// return address into the fake on its stack), then the blob is zeroed.
-Status removeLocked(StoppedProcess& world, Target& target, TargetMemoryWriter& writer,
-                    OperationReport& report, bool& codeRetained) {
+// Puts the original entry bytes back: from now on no call can enter the hook.
+Status restoreEntries(Target& target, TargetMemoryWriter& writer) {
   for (const PatchedEntry& entry : target.header.entries) {
-    if (entry.patchOffset == 0 || entry.patchOffset + 5u > target.blobOffset) continue;
+    if (!entryIsPatched(target, entry)) continue;
     uint8_t* patch = target.bytes.data() + entry.patchOffset;
-    if (std::memcmp(patch, entry.original, 5) == 0) continue;
     // The same aligned window the install flipped, with the jump's 5 bytes put back.
     std::memcpy(patch, entry.original, 5);
     const uint64_t start = patchRegionStart(entry.patchOffset);
@@ -270,9 +247,28 @@ Status removeLocked(StoppedProcess& world, Target& target, TargetMemoryWriter& w
       return writeFailure("restoring a vDSO entry");
     }
   }
-  codeRetained = false;
-  const AddressRange blobRange{target.address(target.blobOffset),
-                               target.address(target.blobOffset + target.header.blobSize)};
+  return Status::success();
+}
+
+Status writeHeaderFlags(Target& target, TargetMemoryWriter& writer, uint32_t flags) {
+  target.header.flags = flags;
+  std::memcpy(target.bytes.data() + target.blobOffset, &target.header, sizeof target.header);
+  // Only the word that holds the flags: the quick mask next to it belongs to the fakes.
+  const size_t at = offsetof(BlobHeader, flags);
+  if (!writer.write(target.address(target.blobOffset + at), &flags, sizeof flags)) {
+    return writeFailure("marking timeskew's code inactive");
+  }
+  return Status::success();
+}
+
+// Undoes an installed skew with every thread stopped: entries first (no new call can enter the
+// hook); then, when no thread depends on the blob any more, the blob is zeroed. Otherwise the
+// blob stays, marked inactive, and `inFlight` lists the threads to let run before trying again.
+Status removeLocked(StoppedProcess& world, Target& target, TargetMemoryWriter& writer,
+                    OperationReport& report, std::vector<pid_t>& inFlight) {
+  Status status = restoreEntries(target, writer);
+  if (!status.ok) return status;
+  inFlight.clear();
   if (!blobCodeIsOurs(target)) {
     // Another build's code: we do not know its shape, so step every thread out of the vDSO.
     for (StoppedThread& thread : world.threads()) {
@@ -280,13 +276,15 @@ Status removeLocked(StoppedProcess& world, Target& target, TargetMemoryWriter& w
       if (!arch::readInstructionPointer(thread.tid, ip) || !target.vdso.contains(ip)) continue;
       StepOutcome outcome = world.stepOutOf(thread, target.vdso, kMaxSteps);
       if (outcome == StepOutcome::kOutside) ++report.movedThreads;
-      if (outcome != StepOutcome::kOutside && outcome != StepOutcome::kGone) codeRetained = true;
+      if (outcome != StepOutcome::kOutside && outcome != StepOutcome::kGone) {
+        inFlight.push_back(thread.tid);
+      }
     }
   } else {
-    codeRetained = !drainThreads(world, target, writer, blobRange, report);
+    inFlight = threadsInFlight(world, target);
   }
-  const size_t blobSize = target.header.blobSize;
-  if (!codeRetained) {
+  if (inFlight.empty()) {
+    const size_t blobSize = target.header.blobSize;
     std::vector<uint8_t> zeros(blobSize, 0);
     if (!writer.write(target.address(target.blobOffset), zeros.data(), zeros.size())) {
       return writeFailure("clearing timeskew's code");
@@ -295,56 +293,105 @@ Status removeLocked(StoppedProcess& world, Target& target, TargetMemoryWriter& w
     target.hasBlob = false;
     return Status::success();
   }
-  // A thread is still inside the fake: keep the code, make it a pass-through, mark the header.
-  const uint32_t noClocks = 0;
-  uint8_t* blob = target.bytes.data() + target.blobOffset;
-  std::memcpy(blob + TS_QUICK_MASK_OFFSET, &noClocks, sizeof noClocks);
-  std::memcpy(blob + TS_SLOTS_OFFSET + TS_SLOT_MASK, &noClocks, sizeof noClocks);
-  std::memcpy(blob + TS_SLOTS_OFFSET + TS_SLOT_SIZE + TS_SLOT_MASK, &noClocks, sizeof noClocks);
-  target.header.flags |= kFlagCodeRetained;
-  target.header.quickMask = noClocks;
-  std::memcpy(blob, &target.header, sizeof target.header);
-  if (!writer.write(target.address(target.blobOffset), blob, blobSize)) {
-    return writeFailure("disabling timeskew's code");
-  }
-  return Status::success();
+  report.movedThreads += static_cast<int>(inFlight.size());
+  if (target.header.flags & kFlagCodeRetained) return Status::success();
+  return writeHeaderFlags(target, writer, target.header.flags | kFlagCodeRetained);
 }
 
 #if defined(__x86_64__)
-// Moves (or steps) every thread out of the bytes the entry jumps will overwrite.
-Status clearPatchWindows(StoppedProcess& world, const Target& target, const arch::HookPlan& plan,
-                         OperationReport& report) {
+// A thread stopped strictly inside the bytes an entry jump overwrites would resume in the middle
+// of the jump. One stopped on an instruction that the trampoline also holds is moved there;
+// `stuck` lists the others (and threads whose signal handler will return there): they are let
+// run before trying again. With `move` false nothing is changed.
+bool clearPatchWindows(StoppedProcess& world, const Target& target, const arch::HookPlan& plan,
+                       bool move, OperationReport& report, std::vector<pid_t>& stuck) {
+  stuck.clear();
+  std::vector<arch::CodePosition> positions;
   for (StoppedThread& thread : world.threads()) {
-    uint64_t ip = 0;
-    if (!arch::readInstructionPointer(thread.tid, ip)) continue;
-    for (const arch::FunctionPlan& function : plan.functions) {
-      const uint64_t windowStart = target.address(function.patchOffset());
-      if (ip <= windowStart || ip >= windowStart + 5) continue;
-      bool moved = false;
-      if (function.mode == kTrampoline) {
-        for (int i = 0; i < function.boundaryCount; ++i) {
-          if (windowStart + function.originalBoundary[i] != ip) continue;
-          const uint64_t trampoline =
-              target.address(plan.blobOffset) + arch::payloadLayout().trampolineOffset[&function - plan.functions];
-          moved = arch::writeInstructionPointer(thread.tid, trampoline + function.trampolineBoundary[i]);
+    if (!arch::collectPositions(target.memoryPid, thread.tid, positions)) continue;
+    for (const arch::CodePosition& at : positions) {
+      for (int f = 0; f < kHookCount; ++f) {
+        const arch::FunctionPlan& function = plan.functions[f];
+        const uint64_t windowStart = target.address(function.patchOffset());
+        if (at.ip <= windowStart || at.ip >= windowStart + 5) continue;
+        uint64_t destination = 0;
+        if (!at.fromSignalFrame && function.mode == kTrampoline) {
+          for (int i = 0; i < function.boundaryCount; ++i) {
+            if (windowStart + function.originalBoundary[i] != at.ip) continue;
+            destination = target.address(plan.blobOffset) +
+                          arch::payloadLayout().trampolineOffset[f] + function.trampolineBoundary[i];
+          }
+        }
+        if (destination == 0) {
+          stuck.push_back(thread.tid);
+        } else if (move) {
+          if (!arch::writeInstructionPointer(thread.tid, destination)) stuck.push_back(thread.tid);
+          ++report.movedThreads;
         }
       }
-      if (!moved) {
-        AddressRange window{windowStart + 1, windowStart + 5};
-        moved = world.stepOutOf(thread, window, kMaxSteps) == StepOutcome::kOutside;
-      }
-      if (!moved) {
-        return failure("EBUSY", EBUSY, nullptr, "try again: this is a transient state",
-                       "thread %d is inside %s's first bytes and could not be moved", thread.tid,
-                       function.symbol);
-      }
-      ++report.movedThreads;
-      break;
     }
+  }
+  return stuck.empty();
+}
+
+// The plan for the image as it was before any timeskew patch: entries' original bytes put back,
+// blob area zero.
+bool planPristine(const Target& target, bool forceSyscall, std::vector<uint8_t>& pristine,
+                  VdsoImage& image, arch::HookPlan& plan) {
+  pristine = target.bytes;
+  if (target.hasBlob) {
+    for (const PatchedEntry& entry : target.header.entries) {
+      if (entry.patchOffset != 0 && entry.patchOffset + 5u <= target.blobOffset) {
+        std::memcpy(pristine.data() + entry.patchOffset, entry.original, 5);
+      }
+    }
+    std::memset(pristine.data() + target.blobOffset, 0, target.header.blobSize);
+  }
+  std::string error;
+  bool wrongClass = false;
+  if (!image.parse(pristine.data(), pristine.size(), error, wrongClass)) return false;
+  plan = arch::planHooks(image, forceSyscall);
+  return true;
+}
+
+// The blob in the target has exactly the code and entries `fresh` would have: a new skew can be
+// published into it like an update, without removing anything.
+bool sameCodeAndEntries(const Target& target, const std::vector<uint8_t>& fresh) {
+  if (target.header.blobSize != fresh.size()) return false;
+  BlobHeader freshHeader;
+  std::memcpy(&freshHeader, fresh.data(), sizeof freshHeader);
+  if (std::memcmp(target.header.entries, freshHeader.entries, sizeof freshHeader.entries) != 0) {
+    return false;
+  }
+  const uint8_t* installed = target.bytes.data() + target.blobOffset;
+  return std::memcmp(installed + TS_CODE_OFFSET, fresh.data() + TS_CODE_OFFSET,
+                     fresh.size() - TS_CODE_OFFSET) == 0;
+}
+#endif
+
+// Publishes `table` into the blob already in the target, in the crash-safe order of an update
+// (see blob_layout.h): a thread reading the old slot when it was stopped retries on the new one.
+Status publishTable(Target& target, TargetMemoryWriter& writer, const ClockTable& table) {
+  const uint8_t* blob = target.bytes.data() + target.blobOffset;
+  uint64_t control;
+  uint32_t quickMask;
+  std::memcpy(&control, blob + TS_CONTROL_OFFSET, sizeof control);
+  std::memcpy(&quickMask, blob + TS_QUICK_MASK_OFFSET, sizeof quickMask);
+  const uint64_t inactive = (control & 1) ^ 1;
+  const uint64_t nextControl = (((control >> 1) + 1) << 1) | inactive;
+  ClockSlot current;
+  std::memcpy(&current, blob + TS_SLOTS_OFFSET + (control & 1) * TS_SLOT_SIZE, sizeof current);
+  const ClockSlot slot = toSlot(table, &current);
+  const uint32_t unionMask = quickMask | table.mask;
+  const uint64_t base = target.address(target.blobOffset);
+  if (!writer.write(base + TS_QUICK_MASK_OFFSET, &unionMask, sizeof unionMask) ||
+      !writer.write(base + TS_SLOTS_OFFSET + inactive * TS_SLOT_SIZE, &slot, sizeof slot) ||
+      !writer.write(base + TS_CONTROL_OFFSET, &nextControl, sizeof nextControl) ||
+      !writer.write(base + TS_QUICK_MASK_OFFSET, &table.mask, sizeof table.mask)) {
+    return writeFailure("updating the offsets");
   }
   return Status::success();
 }
-#endif
 
 }  // namespace
 
@@ -356,110 +403,181 @@ InstallResult installSkew(const InstallRequest& request) {
 #else
   const pid_t pid = request.pid;
   AddressRange vdso;
-  result.status = checkTarget(pid, vdso);
+  pid_t memoryPid = 0;
+  result.status = checkTarget(pid, vdso, memoryPid);
   if (!result.status.ok) return result;
+  const uint64_t deadline = monotonicNowNs() + kDrainBudgetNs;
+  // The entry windows of the skew being replaced, to put back if it cannot be replaced.
+  std::vector<std::pair<uint64_t, std::vector<uint8_t>>> replacedEntries;
 
-  StoppedProcess world;
-  result.status = world.stop(pid);
-  if (!result.status.ok) return result;
-
-  // Read after stopping: nobody can change the image between our look and our writes.
-  Target target;
-  result.status = readTarget(pid, vdso, target);
-  if (!result.status.ok) return result;
-  TargetMemoryWriter writer;
-  if (!writer.open(pid)) {
-    result.status = systemFailure(errno, "open", "/proc/PID/mem");
-    return result;
-  }
-  if (target.hasBlob) {
-    const bool retained = target.header.flags & kFlagCodeRetained;
-    if (!request.replace && !retained) {
-      std::string hint = "pass replace: true to change it, or call restoreClock(" +
-                         std::to_string(pid) + ") first";
-      result.status = failure("EBUSY", EBUSY, nullptr, hint.c_str(),
-                              "process %d is already skewed (installed by timeskew %.8s, pid %d)",
-                              pid, target.header.version, target.header.installerPid);
-      return result;
-    }
-    bool codeRetained = false;
-    OperationReport ignored;
-    result.status = removeLocked(world, target, writer, ignored, codeRetained);
+  for (int attempt = 0;; ++attempt) {
+    StoppedProcess world;
+    result.status = world.stop(pid);
     if (!result.status.ok) return result;
-    if (codeRetained) {
-      result.status = failure("EBUSY", EBUSY, nullptr, "try again: a thread was inside the old hook",
-                              "the previous skew could not be removed yet");
+    // Read after stopping: nobody can change the image between our look and our writes.
+    Target target;
+    result.status = readTarget(pid, memoryPid, vdso, target);
+    if (!result.status.ok) return result;
+    TargetMemoryWriter writer;
+    if (!writer.open(memoryPid)) {
+      result.status = systemFailure(errno, "open", "/proc/PID/mem");
       return result;
     }
-  }
+    std::vector<uint8_t> pristine;
+    VdsoImage pristineImage;
+    arch::HookPlan plan;
+    if (!planPristine(target, request.forceSyscall, pristine, pristineImage, plan) || !plan.ok) {
+      result.status = failure("ENOTSUP", 0, nullptr,
+                              "please report this kernel's vDSO (see the README)",
+                              "cannot hook this vDSO: %s", plan.error.c_str());
+      return result;
+    }
+    for (const arch::FunctionPlan& function : plan.functions) {
+      const uint8_t first = pristine[function.patchOffset()];
+      if (first == 0xe9 || first == 0xcc) {
+        result.status = failure("EBUSY", EBUSY, nullptr,
+                                "another tool (Chaos Mesh, a debugger breakpoint) patched the vDSO",
+                                "%s in process %d is already hooked by something else",
+                                function.symbol, pid);
+        return result;
+      }
+    }
+    const std::vector<uint8_t> blob = arch::buildBlob(plan, request.table, request.installerPid);
+    const bool entriesPatched = target.hasBlob && anyEntryPatched(target);
+    std::vector<pid_t> waitFor;
 
-  arch::HookPlan plan = arch::planHooks(target.image, request.forceSyscall);
-  if (!plan.ok) {
-    result.status = failure("ENOTSUP", 0, nullptr,
-                            "please report this kernel's vDSO (see the README)",
-                            "cannot hook this vDSO: %s", plan.error.c_str());
+    if (target.hasBlob) {
+      const bool inactive = target.header.flags & kFlagCodeRetained;
+      if (!request.replace && !inactive) {
+        std::string hint = "pass replace: true to change it, or call restoreClock(" +
+                           std::to_string(pid) + ") first";
+        result.status = failure("EBUSY", EBUSY, nullptr, hint.c_str(),
+                                "process %d is already skewed (installed by timeskew %.8s, pid %d)",
+                                pid, target.header.version, target.header.installerPid);
+        return result;
+      }
+      if (sameCodeAndEntries(target, blob)) {
+        // The code a thread may be running stays as it is: only the data changes.
+        if (!entriesPatched && !clearPatchWindows(world, target, plan, false, result.report, waitFor)) {
+          goto wait;
+        }
+        result.status = publishTable(target, writer, request.table);
+        if (!result.status.ok) return result;
+        BlobHeader header;
+        std::memcpy(&header, blob.data(), sizeof header);
+        // Everything before the quick mask: installer, version, flags cleared.
+        if (!writer.write(target.address(target.blobOffset), &header,
+                          offsetof(BlobHeader, quickMask))) {
+          result.status = writeFailure("writing timeskew's header");
+          return result;
+        }
+        if (!entriesPatched) clearPatchWindows(world, target, plan, true, result.report, waitFor);
+      } else {
+        if (attempt == 0 && !inactive) {
+          for (const PatchedEntry& entry : target.header.entries) {
+            if (!entryIsPatched(target, entry)) continue;
+            const uint64_t start = patchRegionStart(entry.patchOffset);
+            replacedEntries.emplace_back(
+                target.address(start),
+                std::vector<uint8_t>(target.bytes.begin() + start,
+                                     target.bytes.begin() + start + patchRegionLength(entry.patchOffset)));
+          }
+        }
+        OperationReport ignored;
+        result.status = removeLocked(world, target, writer, ignored, waitFor);
+        if (!result.status.ok) return result;
+        if (!waitFor.empty()) goto wait;
+        if (!clearPatchWindows(world, target, plan, false, result.report, waitFor)) goto wait;
+        if (!writer.write(target.address(plan.blobOffset), blob.data(), blob.size())) {
+          result.status = writeFailure("writing timeskew's code");
+          return result;
+        }
+        clearPatchWindows(world, target, plan, true, result.report, waitFor);
+      }
+    } else {
+      if (!clearPatchWindows(world, target, plan, false, result.report, waitFor)) goto wait;
+      // Crash-safe order: code and data first (unreachable until an entry points at them),
+      // threads out of the way, then each entry flipped with one write.
+      if (!writer.write(target.address(plan.blobOffset), blob.data(), blob.size())) {
+        result.status = writeFailure("writing timeskew's code");
+        return result;
+      }
+      clearPatchWindows(world, target, plan, true, result.report, waitFor);
+    }
+    if (!entriesPatched) {
+      for (int i = 0; i < kHookCount; ++i) {
+        const arch::FunctionPlan& function = plan.functions[i];
+        if (!writer.write(target.address(function.regionOffset), function.patched,
+                          function.regionLength)) {
+          result.status = writeFailure("redirecting a vDSO entry");
+          return result;  // the next restoreClock finds the header and undoes what was flipped
+        }
+      }
+    }
+    for (int i = 0; i < kHookCount; ++i) result.modes[i] = plan.functions[i].mode;
+    addToReport(world, result.report);
     return result;
-  }
-  for (const arch::FunctionPlan& function : plan.functions) {
-    const uint8_t first = target.bytes[function.patchOffset()];
-    if (first == 0xe9 || first == 0xcc) {
+
+  wait:
+    if (monotonicNowNs() > deadline) {
+      if (!replacedEntries.empty()) {
+        // Leave the skew being replaced in force, as the caller found it.
+        for (const auto& region : replacedEntries) {
+          writer.write(region.first, region.second.data(), region.second.size());
+        }
+        writeHeaderFlags(target, writer, target.header.flags & ~kFlagCodeRetained);
+      }
       result.status = failure("EBUSY", EBUSY, nullptr,
-                              "another tool (Chaos Mesh, a debugger breakpoint) patched the vDSO",
-                              "%s in process %d is already hooked by something else",
-                              function.symbol, pid);
+                              "try again: a thread stayed inside code being replaced for 2 s "
+                              "(a signal handler that blocks?)",
+                              "thread %d of process %d could not be moved out of the way",
+                              waitFor.front(), pid);
       return result;
     }
+    const std::vector<Waiter> waiters = noteWaiters(pid, waitFor);
+    addToReport(world, result.report);
+    awaitProgress(pid, waiters, deadline, attempt);
   }
-
-  // Crash-safe order: code and data first (unreachable until an entry points at them), threads
-  // out of the way, then each entry flipped with one write.
-  std::vector<uint8_t> blob = arch::buildBlob(plan, request.table, request.installerPid);
-  if (!writer.write(target.address(plan.blobOffset), blob.data(), blob.size())) {
-    result.status = writeFailure("writing timeskew's code");
-    return result;
-  }
-  result.status = clearPatchWindows(world, target, plan, result.report);
-  if (!result.status.ok) {
-    std::vector<uint8_t> zeros(blob.size(), 0);
-    writer.write(target.address(plan.blobOffset), zeros.data(), zeros.size());
-    return result;
-  }
-  for (int i = 0; i < kHookCount; ++i) {
-    const arch::FunctionPlan& function = plan.functions[i];
-    if (!writer.write(target.address(function.regionOffset), function.patched,
-                      function.regionLength)) {
-      result.status = writeFailure("redirecting a vDSO entry");
-      return result;  // the next restoreClock finds the header and undoes what was flipped
-    }
-    result.modes[i] = function.mode;
-  }
-  fillReport(world, result.report);
-  return result;
 #endif
 }
 
 RestoreResult restoreSkew(pid_t pid) {
   RestoreResult result;
   AddressRange vdso;
-  result.status = checkTarget(pid, vdso);
+  pid_t memoryPid = 0;
+  result.status = checkTarget(pid, vdso, memoryPid);
   if (!result.status.ok) return result;
-  StoppedProcess world;
-  result.status = world.stop(pid);
-  if (!result.status.ok) return result;
-  Target target;
-  result.status = readTarget(pid, vdso, target);
-  if (!result.status.ok || !target.hasBlob) return result;
-  TargetMemoryWriter writer;
-  if (!writer.open(pid)) {
-    result.status = systemFailure(errno, "open", "/proc/PID/mem");
-    return result;
+  const uint64_t deadline = monotonicNowNs() + kDrainBudgetNs;
+  for (int attempt = 0;; ++attempt) {
+    StoppedProcess world;
+    result.status = world.stop(pid);
+    if (!result.status.ok) return result;
+    Target target;
+    result.status = readTarget(pid, memoryPid, vdso, target);
+    if (!result.status.ok) return result;
+    if (!target.hasBlob) {
+      addToReport(world, result.report);
+      return result;
+    }
+    if (attempt == 0) result.restored = !(target.header.flags & kFlagCodeRetained);
+    TargetMemoryWriter writer;
+    if (!writer.open(memoryPid)) {
+      result.status = systemFailure(errno, "open", "/proc/PID/mem");
+      return result;
+    }
+    std::vector<pid_t> waitFor;
+    result.status = removeLocked(world, target, writer, result.report, waitFor);
+    if (!result.status.ok) return result;
+    if (waitFor.empty() || monotonicNowNs() > deadline) {
+      // Past the deadline the code stays, inactive: whoever restores or skews next removes it.
+      result.codeRetained = !waitFor.empty();
+      addToReport(world, result.report);
+      return result;
+    }
+    const std::vector<Waiter> waiters = noteWaiters(pid, waitFor);
+    addToReport(world, result.report);
+    awaitProgress(pid, waiters, deadline, attempt);
   }
-  const bool wasActive = !(target.header.flags & kFlagCodeRetained);
-  result.status = removeLocked(world, target, writer, result.report, result.codeRetained);
-  if (!result.status.ok) return result;
-  result.restored = wasActive;
-  fillReport(world, result.report);
-  return result;
 }
 
 UpdateResult updateSkew(pid_t pid, const ClockTable& table) {
@@ -474,29 +592,12 @@ UpdateResult updateSkew(pid_t pid, const ClockTable& table) {
     return result;
   }
   TargetMemoryWriter writer;
-  if (!writer.open(pid)) {
+  if (!writer.open(target.memoryPid)) {
     result.status = systemFailure(errno, "open", "/proc/PID/mem");
     return result;
   }
-  const uint8_t* blob = target.bytes.data() + target.blobOffset;
-  uint64_t control;
-  uint32_t quickMask;
-  std::memcpy(&control, blob + TS_CONTROL_OFFSET, sizeof control);
-  std::memcpy(&quickMask, blob + TS_QUICK_MASK_OFFSET, sizeof quickMask);
-  const uint64_t inactive = (control & 1) ^ 1;
-  const uint64_t nextControl = (((control >> 1) + 1) << 1) | inactive;
-  ClockSlot current;
-  std::memcpy(&current, blob + TS_SLOTS_OFFSET + (control & 1) * TS_SLOT_SIZE, sizeof current);
-  const ClockSlot slot = toSlot(table, &current);
-  const uint32_t unionMask = quickMask | table.mask;
-  const uint64_t base = target.address(target.blobOffset);
   // Each step leaves a consistent state if we die right after it (see blob_layout.h).
-  if (!writer.write(base + TS_QUICK_MASK_OFFSET, &unionMask, sizeof unionMask) ||
-      !writer.write(base + TS_SLOTS_OFFSET + inactive * TS_SLOT_SIZE, &slot, sizeof slot) ||
-      !writer.write(base + TS_CONTROL_OFFSET, &nextControl, sizeof nextControl) ||
-      !writer.write(base + TS_QUICK_MASK_OFFSET, &table.mask, sizeof table.mask)) {
-    result.status = writeFailure("updating the offsets");
-  }
+  result.status = publishTable(target, writer, table);
   return result;
 }
 

@@ -59,6 +59,50 @@ pid_t readTracer(pid_t pid, pid_t tid) {
   return static_cast<pid_t>(std::strtol(text.c_str() + at + 10, nullptr, 10));
 }
 
+namespace {
+std::string taskPath(pid_t pid, pid_t tid, const char* file) {
+  return "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/" + file;
+}
+
+uint64_t parseHexMask(const std::string& text, const char* key) {
+  const size_t at = text.find(key);
+  if (at == std::string::npos) return 0;
+  return std::strtoull(text.c_str() + at + std::strlen(key), nullptr, 16);
+}
+}  // namespace
+
+char readThreadState(pid_t pid, pid_t tid) {
+  std::string text;
+  if (!readSmallFile(taskPath(pid, tid, "stat"), text)) return '?';
+  const size_t close = text.rfind(')');
+  if (close == std::string::npos || close + 2 >= text.size()) return '?';
+  return text[close + 2];
+}
+
+pid_t findLiveThread(pid_t pid) {
+  std::vector<pid_t> tids;
+  if (!listThreads(pid, tids)) return 0;
+  for (pid_t tid : tids) {
+    const char state = readThreadState(pid, tid);
+    if (state != '?' && state != 'Z' && state != 'X') return tid;
+  }
+  return 0;
+}
+
+bool hasDeliverableSignal(pid_t pid, pid_t tid) {
+  std::string text;
+  if (!readSmallFile(taskPath(pid, tid, "status"), text)) return false;
+  const uint64_t pending = parseHexMask(text, "SigPnd:") | parseHexMask(text, "ShdPnd:");
+  return (pending & ~parseHexMask(text, "SigBlk:")) != 0;
+}
+
+bool readThreadRuntimeNs(pid_t pid, pid_t tid, uint64_t& ns) {
+  std::string text;
+  if (!readSmallFile(taskPath(pid, tid, "schedstat"), text) || text.empty()) return false;
+  ns = std::strtoull(text.c_str(), nullptr, 10);
+  return true;
+}
+
 bool listThreads(pid_t pid, std::vector<pid_t>& tids) {
   // getdents on the task directory: opendir would allocate a DIR per call for no gain here.
   UniqueFd dir(::open(("/proc/" + std::to_string(pid) + "/task").c_str(),

@@ -23,16 +23,36 @@ uint64_t monotonicNowNs() {
 
 namespace {
 
+// A thread that has not stopped this long after being interrupted is in an uninterruptible
+// sleep (disk or network I/O, a vfork parent): we give up rather than wait on it.
+constexpr uint64_t kStopTimeoutNs = 3000ull * 1000 * 1000;
+// PTRACE_INTERRUPT is repeated at this interval while a thread has not stopped.
+constexpr uint64_t kNudgeIntervalNs = 100ull * 1000 * 1000;
+// A thread that exited while traced becomes a zombie only we can reap; it gets this long.
+constexpr uint64_t kReapTimeoutNs = 1000ull * 1000 * 1000;
+
 bool contains(const std::vector<pid_t>& list, pid_t tid) {
   return std::find(list.begin(), list.end(), tid) != list.end();
 }
 
-int waitForThread(pid_t tid, int& status) {
+void pauseBriefly(long ns) {
+  // Also yields the CPU to the threads we wait for (we may be running SCHED_FIFO).
+  struct timespec pause = {0, ns};
+  ::nanosleep(&pause, nullptr);
+}
+
+enum class Poll { kNothing, kStopped, kExited };
+
+Poll pollThread(pid_t tid, int& status) {
   for (;;) {
-    pid_t got = ::waitpid(tid, &status, __WALL);
-    if (got >= 0 || errno != EINTR) return got;
+    const pid_t got = ::waitpid(tid, &status, WNOHANG | __WALL);
+    if (got == 0) return Poll::kNothing;
+    if (got == tid) return WIFSTOPPED(status) ? Poll::kStopped : Poll::kExited;
+    if (errno != EINTR) return Poll::kExited;  // ECHILD: reaped, or no longer ours
   }
 }
+
+bool isGone(char state) { return state == '?' || state == 'Z' || state == 'X'; }
 
 Status seizeFailure(pid_t pid, pid_t tid, int error) {
   const pid_t tracer = readTracer(pid, tid);
@@ -43,20 +63,38 @@ Status seizeFailure(pid_t pid, pid_t tid, int error) {
     return failure("EBUSY", EBUSY, "ptrace", hint.c_str(), "thread %d is already traced by %d",
                    tid, tracer);
   }
-  ProcessInfo info;
-  if (!readProcessInfo(pid, info) || info.state == 'Z' || info.state == 'X') {
+  if (findLiveThread(pid) == 0) {
     return failure("ESRCH", ESRCH, "ptrace", "the process exited", "process %d exited", pid);
   }
   return systemFailure(error, "ptrace", "PTRACE_SEIZE");
 }
 
+// PTRACE_SEIZE answers EPERM, not ESRCH, for a thread that is exiting (or the dead leader of a
+// process whose other threads live on): such a thread is simply not there to stop.
+bool exitedMeanwhile(pid_t pid, pid_t tid) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (isGone(readThreadState(pid, tid))) return true;
+    pauseBriefly(1000 * 1000);
+  }
+  return false;
+}
+
 }  // namespace
+
+void StoppedProcess::forget(pid_t tid) {
+  attached_.erase(std::remove(attached_.begin(), attached_.end(), tid), attached_.end());
+  threads_.erase(std::remove_if(threads_.begin(), threads_.end(),
+                                [tid](const StoppedThread& t) { return t.tid == tid; }),
+                 threads_.end());
+}
 
 Status StoppedProcess::seizeBatch(const std::vector<pid_t>& batch, std::vector<pid_t>& seized) {
   for (pid_t tid : batch) {
     if (::ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
-      if (errno == ESRCH) continue;  // the thread exited in the meantime
-      return seizeFailure(pid_, tid, errno);
+      const int error = errno;
+      if (error == ESRCH) continue;  // the thread exited in the meantime
+      if (error == EPERM && readTracer(pid_, tid) <= 0 && exitedMeanwhile(pid_, tid)) continue;
+      return seizeFailure(pid_, tid, error);
     }
     attached_.push_back(tid);
     seized.push_back(tid);
@@ -74,22 +112,47 @@ Status StoppedProcess::seizeBatch(const std::vector<pid_t>& batch, std::vector<p
   return Status::success();
 }
 
-void StoppedProcess::awaitStops(const std::vector<pid_t>& seized) {
-  for (pid_t tid : seized) {
-    auto thread = std::find_if(threads_.begin(), threads_.end(),
-                               [tid](const StoppedThread& t) { return t.tid == tid; });
-    int status = 0;
-    const bool stopped = waitForThread(tid, status) == tid && WIFSTOPPED(status);
-    if (firstStopNs_ == 0) firstStopNs_ = monotonicNowNs();
-    if (!stopped) {
-      // Exited (or reaped by its real parent): nothing to release.
-      attached_.erase(std::remove(attached_.begin(), attached_.end(), tid), attached_.end());
-      threads_.erase(thread);
-      continue;
+Status StoppedProcess::awaitStops(std::vector<pid_t> waiting) {
+  const uint64_t start = monotonicNowNs();
+  uint64_t nextNudge = start + kNudgeIntervalNs;
+  for (int round = 0; !waiting.empty(); ++round) {
+    std::vector<pid_t> still;
+    for (pid_t tid : waiting) {
+      int status = 0;
+      const Poll poll = pollThread(tid, status);
+      if (poll == Poll::kNothing) {
+        still.push_back(tid);
+        continue;
+      }
+      if (firstStopNs_ == 0) firstStopNs_ = monotonicNowNs();
+      if (poll == Poll::kExited) {
+        forget(tid);  // nothing to release
+        continue;
+      }
+      if ((status >> 16) == 0) {
+        for (StoppedThread& thread : threads_) {
+          if (thread.tid == tid) thread.pendingSignal = WSTOPSIG(status);
+        }
+      }
     }
-    const int event = status >> 16;
-    if (event == 0) thread->pendingSignal = WSTOPSIG(status);
+    waiting.swap(still);
+    if (waiting.empty()) break;
+    const uint64_t now = monotonicNowNs();
+    if (now - start > kStopTimeoutNs) {
+      const pid_t tid = waiting.front();
+      return failure("EBUSY", EBUSY, nullptr,
+                     "it is in an uninterruptible sleep (state D: disk or network I/O, or a "
+                     "vfork parent); try again when it is not",
+                     "thread %d of process %d did not stop within 3 s (state %c)", tid, pid_,
+                     readThreadState(pid_, tid));
+    }
+    if (now > nextNudge) {
+      for (pid_t tid : waiting) ::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
+      nextNudge = now + kNudgeIntervalNs;
+    }
+    if (round > 0) pauseBriefly(20 * 1000);
   }
+  return Status::success();
 }
 
 // Released threads that spin on the clock compete with us for the CPU: on 2 cores, releasing
@@ -115,6 +178,7 @@ void StoppedProcess::restoreScheduling() {
 
 Status StoppedProcess::stop(pid_t pid) {
   pid_ = pid;
+  firstStopNs_ = releasedNs_ = maxThreadPauseNs_ = 0;
   boostScheduling();
   std::vector<pid_t> seen;
   std::vector<pid_t> listed;
@@ -130,11 +194,11 @@ Status StoppedProcess::stop(pid_t pid) {
     if (batch.empty()) break;  // every thread that exists is stopped: none can create more
     seen.insert(seen.end(), batch.begin(), batch.end());
     std::vector<pid_t> seized;
-    Status status = seizeBatch(batch, seized);
-    awaitStops(seized);
-    if (!status.ok) {
+    Status seizedStatus = seizeBatch(batch, seized);
+    Status stoppedStatus = awaitStops(seized);
+    if (!seizedStatus.ok || !stoppedStatus.ok) {
       release();
-      return status;
+      return seizedStatus.ok ? stoppedStatus : seizedStatus;
     }
   }
   if (threads_.empty()) {
@@ -156,9 +220,16 @@ StepOutcome StoppedProcess::stepOutOf(StoppedThread& thread, const AddressRange&
       return errno == ESRCH ? StepOutcome::kGone : StepOutcome::kFailed;
     }
     int status = 0;
-    if (waitForThread(thread.tid, status) != thread.tid || !WIFSTOPPED(status)) {
-      attached_.erase(std::remove(attached_.begin(), attached_.end(), thread.tid),
-                      attached_.end());
+    Poll poll = Poll::kNothing;
+    const uint64_t deadline = monotonicNowNs() + kStopTimeoutNs;
+    while ((poll = pollThread(thread.tid, status)) == Poll::kNothing) {
+      if (monotonicNowNs() > deadline) {
+        ::ptrace(PTRACE_INTERRUPT, thread.tid, nullptr, nullptr);
+      }
+      pauseBriefly(10 * 1000);
+    }
+    if (poll == Poll::kExited) {
+      forget(thread.tid);
       return StepOutcome::kGone;
     }
     const int event = status >> 16;
@@ -171,71 +242,17 @@ StepOutcome StoppedProcess::stepOutOf(StoppedThread& thread, const AddressRange&
   return StepOutcome::kTooLong;
 }
 
-std::vector<StoppedProcess::RunOutcome> StoppedProcess::runUntilTrap(
-    const std::vector<StoppedThread*>& threads, uint64_t timeoutNs) {
-  std::vector<RunOutcome> outcomes(threads.size(), RunOutcome::kTimedOut);
-  std::vector<size_t> pending;
-  for (size_t i = 0; i < threads.size(); ++i) {
-    if (::ptrace(PTRACE_CONT, threads[i]->tid, nullptr, nullptr) == 0) {
-      pending.push_back(i);
-    } else {
-      outcomes[i] = RunOutcome::kGone;
-    }
-  }
-  const uint64_t deadline = monotonicNowNs() + timeoutNs;
-  // Poll: a blocking wait on one thread would hang on a thread that never traps.
-  while (!pending.empty()) {
-    std::vector<size_t> still;
-    for (size_t i : pending) {
-      StoppedThread& thread = *threads[i];
+void StoppedProcess::reap(std::vector<pid_t> exited) {
+  const uint64_t deadline = monotonicNowNs() + kReapTimeoutNs;
+  while (!exited.empty() && monotonicNowNs() < deadline) {
+    std::vector<pid_t> still;
+    for (pid_t tid : exited) {
       int status = 0;
-      const pid_t got = ::waitpid(thread.tid, &status, WNOHANG | __WALL);
-      if (got == 0) {
-        still.push_back(i);
-        continue;
-      }
-      if (got < 0 || !WIFSTOPPED(status)) {
-        attached_.erase(std::remove(attached_.begin(), attached_.end(), thread.tid),
-                        attached_.end());
-        outcomes[i] = RunOutcome::kGone;
-        continue;
-      }
-      const int event = status >> 16;
-      const int signal = WSTOPSIG(status);
-      if (event == 0 && signal == SIGTRAP) {
-        outcomes[i] = RunOutcome::kTrapped;
-      } else {
-        if (event == 0) thread.pendingSignal = signal;
-        outcomes[i] = RunOutcome::kSignal;
-      }
+      if (pollThread(tid, status) == Poll::kNothing) still.push_back(tid);
     }
-    pending.swap(still);
-    if (pending.empty()) break;
-    if (monotonicNowNs() > deadline) {
-      for (size_t i : pending) {
-        StoppedThread& thread = *threads[i];
-        ::ptrace(PTRACE_INTERRUPT, thread.tid, nullptr, nullptr);
-        int status = 0;
-        if (waitForThread(thread.tid, status) == thread.tid && WIFSTOPPED(status)) {
-          const bool signalStop = (status >> 16) == 0;
-          if (signalStop && WSTOPSIG(status) == SIGTRAP) {
-            // It reached the breakpoint just as time ran out: ours, never to be delivered.
-            outcomes[i] = RunOutcome::kTrapped;
-            continue;
-          }
-          if (signalStop) thread.pendingSignal = WSTOPSIG(status);
-          outcomes[i] = RunOutcome::kTimedOut;
-        } else {
-          outcomes[i] = RunOutcome::kGone;
-        }
-      }
-      break;
-    }
-    // Yield the CPU to the threads we are waiting for (we may be running SCHED_FIFO).
-    struct timespec pause = {0, 20000};
-    ::nanosleep(&pause, nullptr);
+    exited.swap(still);
+    if (!exited.empty()) pauseBriefly(100 * 1000);
   }
-  return outcomes;
 }
 
 void StoppedProcess::release() {
@@ -243,13 +260,21 @@ void StoppedProcess::release() {
     restoreScheduling();
     return;
   }
+  for (const StoppedThread& thread : threads_) {
+    if (thread.pendingSignal == 0) arch::rewindInterruptedWait(pid_, thread.tid);
+  }
   // One tight burst: released threads that spin on the clock compete with us for the CPU.
+  std::vector<pid_t> exited;
   for (pid_t tid : attached_) {
     int signal = 0;
     for (const StoppedThread& thread : threads_) {
       if (thread.tid == tid) signal = thread.pendingSignal;
     }
-    ::ptrace(PTRACE_DETACH, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(signal)));
+    if (::ptrace(PTRACE_DETACH, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(signal))) !=
+        0) {
+      // Killed while stopped (SIGKILL wakes a traced thread): it exits, and waits for us.
+      exited.push_back(tid);
+    }
   }
   releasedNs_ = monotonicNowNs();
   for (const StoppedThread& thread : threads_) {
@@ -259,6 +284,7 @@ void StoppedProcess::release() {
   }
   attached_.clear();
   restoreScheduling();
+  reap(std::move(exited));
 }
 
 }  // namespace timeskew

@@ -1,6 +1,16 @@
 // Stop-the-world for one process: every thread seized (PTRACE_SEIZE, no SIGSTOP, no EXITKILL)
 // and interrupted, the task list re-read until no thread appears that is not stopped. The
 // destructor releases every thread on every path, so an error can never leave the target stopped.
+//
+// Nothing here ever blocks on one thread: stops and exits are collected by polling each thread
+// with a deadline. A blocking wait on the leader of a dying process would never return (the
+// kernel reports the leader only once its other threads are reaped, and we are the one who
+// must reap them), and a thread in uninterruptible sleep must cost an error, not a hang.
+//
+// Only group-stop-like interrupt stops are used on the install, update and restore paths: if
+// the process running this dies at any instant, the kernel resumes each thread as if nothing
+// happened. (A single-step or breakpoint stop would leave a SIGTRAP to be delivered, and kill
+// the target.)
 #pragma once
 
 #include <sys/types.h>
@@ -31,6 +41,7 @@ class StoppedProcess {
   ~StoppedProcess() { release(); }
 
   Status stop(pid_t pid);
+  // Resumes every thread (and reaps those that exited while traced). Safe to call twice.
   void release();
 
   pid_t pid() const { return pid_; }
@@ -38,14 +49,8 @@ class StoppedProcess {
 
   // Single-steps a thread until its instruction pointer leaves `range`. Gives up when a signal
   // arrives (it is kept pending for release) rather than run a handler on top of hook code.
+  // Only for code of another timeskew build, whose shape we do not know.
   StepOutcome stepOutOf(StoppedThread& thread, const AddressRange& range, int maxSteps);
-
-  enum class RunOutcome { kTrapped, kSignal, kGone, kTimedOut };
-  // Lets `threads` run (the others stay stopped) until each stops at a breakpoint (SIGTRAP).
-  // A thread that stops for another signal keeps it pending; one that takes longer than
-  // `timeoutNs` is interrupted. Either way it is stopped again on return.
-  std::vector<RunOutcome> runUntilTrap(const std::vector<StoppedThread*>& threads,
-                                       uint64_t timeoutNs);
 
   uint64_t firstStopNs() const { return firstStopNs_; }
   uint64_t releasedNs() const { return releasedNs_; }
@@ -53,7 +58,9 @@ class StoppedProcess {
 
  private:
   Status seizeBatch(const std::vector<pid_t>& batch, std::vector<pid_t>& seized);
-  void awaitStops(const std::vector<pid_t>& seized);
+  Status awaitStops(std::vector<pid_t> waiting);
+  void forget(pid_t tid);
+  void reap(std::vector<pid_t> exited);
 
   void boostScheduling();
   void restoreScheduling();

@@ -4,6 +4,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <string>
@@ -41,6 +42,16 @@ bool readTargetMemory(pid_t pid, uint64_t address, void* out, size_t length) {
     }
   }
   return readThroughProcMem(pid, address, out, length);
+}
+
+size_t readTargetMemoryPrefix(pid_t pid, uint64_t address, void* out, size_t length) {
+  struct iovec local = {out, length};
+  struct iovec remote = {reinterpret_cast<void*>(address), length};
+  const ssize_t n = ::process_vm_readv(pid, &local, 1, &remote, 1, 0);
+  if (n > 0) return static_cast<size_t>(n);
+  // Without process_vm_readv: the page-sized head, which holds what callers look for first.
+  const size_t head = std::min<size_t>(length, 4096 - (address & 4095));
+  return readThroughProcMem(pid, address, out, head) ? head : 0;
 }
 
 bool TargetMemoryWriter::open(pid_t pid) {

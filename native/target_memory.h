@@ -18,6 +18,9 @@ namespace timeskew {
 // False with errno set; a short read counts as failure (EIO).
 bool readTargetMemory(pid_t pid, uint64_t address, void* out, size_t length);
 
+// Reads up to `length` bytes, stopping at the first unmapped page; returns how many were read.
+size_t readTargetMemoryPrefix(pid_t pid, uint64_t address, void* out, size_t length);
+
 class TargetMemoryWriter {
  public:
   // False with errno set when /proc/PID/mem cannot be opened for writing.

@@ -1,10 +1,13 @@
 // Eight threads read the clock in a tight loop while the skew is installed and removed 300 times.
 // Each thread checks every value against raw syscalls taken just before and after it: a value is
 // good only if it is the real time or the real time plus the offset. A thread caught inside the
-// bytes being rewritten, or a torn offset, shows up as a bad value or a crash.
+// bytes being rewritten, or a torn offset, shows up as a bad value or a crash. Every restore must
+// also take everything away at once: the threads are nearly always inside a clock call, and a
+// restore that left its code behind would show as a vDSO different from a fresh process's.
 import { afterEach, expect, it } from 'vitest';
 import { skewClock } from '../lib/index';
 import { closeAllVictims, spawnVictim } from './support/victim';
+import { readVdso } from './support/vdso';
 
 afterEach(closeAllVictims);
 
@@ -20,6 +23,7 @@ function parseStats(line: string): { reads: bigint; bad: bigint; firstBad: strin
 it(`survives ${CYCLES} skew/restore cycles under 8 spinning threads with only real or real+offset values`, async () => {
   const victim = await spawnVictim('c');
   expect(await victim.request(`spin 8 ${OFFSET_NS}`)).toBe('spinning 8');
+  const pristine = readVdso(victim.pid);
   let moved = 0;
   let previousReads = 0n;
   for (let cycle = 0; cycle < CYCLES; cycle++) {
@@ -27,6 +31,7 @@ it(`survives ${CYCLES} skew/restore cycles under 8 spinning threads with only re
     moved += handle.lastReport.movedThreads;
     await handle.restore();
     moved += handle.lastReport.movedThreads;
+    expect(readVdso(victim.pid).equals(pristine), `cycle ${cycle}: the restore left code behind`).toBe(true);
     if (cycle % 50 === 49) {
       // The threads keep running between cycles: their read count must grow.
       const stats = parseStats(await victim.request('stats'));

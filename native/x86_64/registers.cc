@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstddef>
 
+#include "proc.h"
 #include "target_memory.h"
 
 namespace timeskew::x86_64 {
@@ -31,6 +32,50 @@ bool readStackPointer(pid_t tid, uint64_t& sp) {
   if (errno != 0) return false;
   sp = static_cast<uint64_t>(value);
   return true;
+}
+
+bool readFrameRegisters(pid_t tid, uint64_t& ip, uint64_t& sp, uint64_t& fp) {
+  struct user_regs_struct regs;
+  if (::ptrace(PTRACE_GETREGS, tid, nullptr, &regs) != 0) return false;
+  ip = regs.rip;
+  sp = regs.rsp;
+  fp = regs.rbp;
+  return true;
+}
+
+namespace {
+// x86_64 numbers of the waits that return EINTR after a stop instead of restarting
+// (signal(7), "Interruption of system calls and library functions by stop signals").
+bool isUnrestartedWait(uint64_t number) {
+  switch (number) {
+    case 232:  // epoll_wait
+    case 281:  // epoll_pwait
+    case 441:  // epoll_pwait2
+    case 65:   // semop
+    case 220:  // semtimedop
+    case 128:  // rt_sigtimedwait
+      return true;
+    default:
+      return false;
+  }
+}
+}  // namespace
+
+bool rewindInterruptedWait(pid_t pid, pid_t tid) {
+  struct user_regs_struct regs;
+  if (::ptrace(PTRACE_GETREGS, tid, nullptr, &regs) != 0) return false;
+  // orig_rax is -1 unless the thread entered the kernel by a system call.
+  if (static_cast<int64_t>(regs.orig_rax) < 0 || !isUnrestartedWait(regs.orig_rax) ||
+      static_cast<int64_t>(regs.rax) != -EINTR) {
+    return false;
+  }
+  if (hasDeliverableSignal(pid, tid)) return false;
+  // What the kernel does itself for a restartable call: back over `syscall` (2 bytes), number
+  // back in rax; the arguments are still in their registers. A timed wait starts its full
+  // timeout again.
+  regs.rip -= 2;
+  regs.rax = regs.orig_rax;
+  return ::ptrace(PTRACE_SETREGS, tid, nullptr, &regs) == 0;
 }
 
 bool emulateReturn(pid_t pid, pid_t tid) {
