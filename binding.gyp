@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/elf_image.cc",
+        "native/frame_table.cc",
         "native/status.cc",
         "native/blob_layout.cc",
         "native/proc.cc",

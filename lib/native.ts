@@ -7,6 +7,7 @@ import path from 'node:path';
 import type {
   NativeBinding,
   NativeClockTable,
+  NativeFrameRow,
   NativeInstallRequest,
   NativeInstallResult,
   NativePlanReport,
@@ -135,6 +136,14 @@ function failed(operation: string, err: TimeSkewError): TimeSkewError {
 export function planImage(image: Uint8Array, forceSyscall: boolean): NativePlanReport {
   try {
     return addon(undefined).planImage(image, forceSyscall);
+  } catch (err) {
+    throw fromNative(err, undefined);
+  }
+}
+
+export function frameRows(image: Uint8Array): NativeFrameRow[] {
+  try {
+    return addon(undefined).frameRows(image);
   } catch (err) {
     throw fromNative(err, undefined);
   }

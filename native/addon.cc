@@ -10,10 +10,12 @@
 
 #include "arch.h"
 #include "elf_image.h"
+#include "frame_table.h"
 #include "helper_process.h"
 #include "injector.h"
 #include "launcher.h"
 #include "version.h"
+#include "x86_64/dwarf_registers.h"
 
 namespace timeskew {
 namespace {
@@ -283,6 +285,7 @@ Napi::Value PlanImage(const Napi::CallbackInfo& info) {
     entry.Set("name", kHookNames[i]);
     entry.Set("symbol", function.symbol);
     entry.Set("offset", static_cast<double>(function.functionOffset));
+    entry.Set("size", static_cast<double>(function.functionSize));
     entry.Set("patchOffset", function.patchAt);
     entry.Set("displacedLength", function.displacedLength);
     entry.Set("mode", function.mode == kSyscall ? "syscall" : "trampoline");
@@ -301,6 +304,56 @@ Napi::Value PlanImage(const Napi::CallbackInfo& info) {
   report.Set("functions", Napi::Array::New(env));
 #endif
   return report;
+}
+
+void throwWithCode(Napi::Error error, const char* code) {
+  error.Value().Set("code", code);
+  error.ThrowAsJavaScriptException();
+}
+
+// For tests: an image's call frame rows, to compare with readelf. Chooses register numbers by the
+// image's machine, not the build's, so x86_64 images can be checked on any host.
+Napi::Value FrameRows(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throwWithCode(Napi::TypeError::New(env, "frameRows expects a Uint8Array"), "EINVAL");
+    return env.Undefined();
+  }
+  Napi::Uint8Array image = info[0].As<Napi::Uint8Array>();
+  VdsoImage parsed;
+  FrameTable table;
+  std::string error;
+  bool wrongClass = false;
+  if (!parsed.parse(image.Data(), image.ByteLength(), error, wrongClass)) {
+    throwWithCode(Napi::Error::New(env, error), "EINVAL");
+    return env.Undefined();
+  }
+  if (parsed.machine() != ElfMachine::kX86_64) {
+    throwWithCode(Napi::Error::New(env, "frameRows knows the registers of x86_64 images only"),
+                  "ENOTSUP");
+    return env.Undefined();
+  }
+  if (!table.parse(parsed, x86_64::kDwarfFramePointer, x86_64::kDwarfReturnAddress, error)) {
+    throwWithCode(Napi::Error::New(env, error), "EINVAL");
+    return env.Undefined();
+  }
+  Napi::Array rows = Napi::Array::New(env, table.rows().size());
+  uint32_t index = 0;
+  for (const FrameRow& row : table.rows()) {
+    Napi::Object entry = Napi::Object::New(env);
+    entry.Set("start", static_cast<double>(row.start));
+    entry.Set("end", static_cast<double>(row.end));
+    entry.Set("known", row.rule.known);
+    entry.Set("cfaRegister", row.rule.cfaRegister);
+    entry.Set("cfaOffset", static_cast<double>(row.rule.cfaOffset));
+    if (row.rule.returnSaved) entry.Set("returnOffset", static_cast<double>(row.rule.returnOffset));
+    if (row.rule.framePointerSaved) {
+      entry.Set("framePointerOffset", static_cast<double>(row.rule.framePointerOffset));
+    }
+    rows.Set(index++, entry);
+  }
+  return rows;
 }
 
 Napi::Value LaunchStopped(const Napi::CallbackInfo& info) {
@@ -357,6 +410,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("restoreSync", Napi::Function::New(env, RestoreSync));
   exports.Set("inspect", Napi::Function::New(env, Inspect));
   exports.Set("planImage", Napi::Function::New(env, PlanImage));
+  exports.Set("frameRows", Napi::Function::New(env, FrameRows));
   exports.Set("launchStopped", Napi::Function::New(env, LaunchStopped));
   exports.Set("waitForExit", Napi::Function::New(env, WaitForExit));
   return exports;

@@ -39,6 +39,14 @@ bool VdsoImage::parse(const uint8_t* bytes, size_t size, std::string& error,
              : header.e_machine == EM_AARCH64 ? ElfMachine::kAarch64
                                               : ElfMachine::kOther;
 
+  programOffset_ = header.e_phoff;
+  programEntrySize_ = header.e_phentsize;
+  programCount_ = header.e_phnum;
+  sectionOffset_ = header.e_shoff;
+  sectionEntrySize_ = header.e_shentsize;
+  sectionCount_ = header.e_shnum;
+  sectionNamesIndex_ = header.e_shstrndx;
+
   uint64_t end = header.e_shoff + uint64_t(header.e_shnum) * header.e_shentsize;
   bool haveLoad = false;
   for (unsigned i = 0; i < header.e_phnum; ++i) {
@@ -102,6 +110,37 @@ bool VdsoImage::findSymbol(const char* name, ElfSymbol& symbol) const {
     if (offset >= size_ || entry.st_size > size_ - offset) return false;
     symbol.offset = offset;
     symbol.size = entry.st_size;
+    return true;
+  }
+  return false;
+}
+
+bool VdsoImage::findSegment(uint32_t type, uint64_t& offset, uint64_t& size) const {
+  for (uint64_t i = 0; i < programCount_; ++i) {
+    Elf64_Phdr program;
+    if (!readAt(bytes_, size_, programOffset_ + i * programEntrySize_, program)) return false;
+    if (program.p_type != type) continue;
+    offset = program.p_offset;
+    size = program.p_filesz;
+    return true;
+  }
+  return false;
+}
+
+bool VdsoImage::findSection(const char* name, uint64_t& offset, uint64_t& size) const {
+  Elf64_Shdr names;
+  if (!readAt(bytes_, size_, sectionOffset_ + sectionNamesIndex_ * sectionEntrySize_, names) ||
+      names.sh_offset > size_ || names.sh_size > size_ - names.sh_offset) {
+    return false;
+  }
+  const size_t nameLength = std::strlen(name);
+  for (uint64_t i = 0; i < sectionCount_; ++i) {
+    Elf64_Shdr section;
+    if (!readAt(bytes_, size_, sectionOffset_ + i * sectionEntrySize_, section)) return false;
+    if (section.sh_name >= names.sh_size || names.sh_size - section.sh_name <= nameLength) continue;
+    if (std::memcmp(bytes_ + names.sh_offset + section.sh_name, name, nameLength + 1) != 0) continue;
+    offset = section.sh_offset;
+    size = section.sh_size;
     return true;
   }
   return false;

@@ -26,6 +26,12 @@ class VdsoImage {
   // First byte past everything the ELF file describes; the rest of the mapping is free padding.
   size_t elfEnd() const { return elfEnd_; }
   bool findSymbol(const char* name, ElfSymbol& symbol) const;
+  // File extent of the first program header of `type` (PT_GNU_EH_FRAME, ...).
+  bool findSegment(uint32_t type, uint64_t& offset, uint64_t& size) const;
+  // File extent of the section called `name`, when the image still has section headers.
+  bool findSection(const char* name, uint64_t& offset, uint64_t& size) const;
+  // Image offset of a link-time address; wraps for addresses outside the image, so bound-check it.
+  uint64_t offsetOfVaddr(uint64_t vaddr) const { return vaddr - loadVaddr_ + loadOffset_; }
 
  private:
   const uint8_t* bytes_ = nullptr;
@@ -35,6 +41,8 @@ class VdsoImage {
   uint64_t dynsymOffset_ = 0, dynsymSize_ = 0, dynsymEntrySize_ = 0;
   uint64_t dynstrOffset_ = 0, dynstrSize_ = 0;
   uint64_t loadVaddr_ = 0, loadOffset_ = 0;
+  uint64_t programOffset_ = 0, programEntrySize_ = 0, programCount_ = 0;
+  uint64_t sectionOffset_ = 0, sectionEntrySize_ = 0, sectionCount_ = 0, sectionNamesIndex_ = 0;
 };
 
 }  // namespace timeskew

@@ -79,6 +79,8 @@ export interface NativePlanReport {
     name: HookedFunction;
     symbol: string;
     offset: number;
+    /** Size of the function's symbol, in bytes. */
+    size: number;
     /** Offset of the 5-byte jump from the function start (4 when the function starts with endbr64). */
     patchOffset: number;
     /** Bytes of original code displaced into the trampoline. */
@@ -89,6 +91,24 @@ export interface NativePlanReport {
     /** Number of RIP-relative operands and relative branches that were re-targeted. */
     relocations: number;
   }>;
+}
+
+/**
+ * One run of vDSO code offsets [start, end) that share a call frame rule, from the image's
+ * .eh_frame (tests compare it with readelf). Registers are DWARF numbers (x86_64: 6 rbp, 7 rsp).
+ */
+export interface NativeFrameRow {
+  start: number;
+  end: number;
+  /** false: a rule the engine does not interpret (expression, value moved to a register, ...). */
+  known: boolean;
+  /** -1 when not known. CFA = register + cfaOffset. */
+  cfaRegister: number;
+  cfaOffset: number;
+  /** Present when the return address is saved at CFA + returnOffset. */
+  returnOffset?: number;
+  /** Present when the caller's frame pointer is saved at CFA + framePointerOffset. */
+  framePointerOffset?: number;
 }
 
 export interface NativeError extends Error {
@@ -110,6 +130,8 @@ export interface NativeBinding {
   restoreSync(pid: number): NativeRestoreResult;
   inspect(pid: number): Promise<NativeStatus | null>;
   planImage(image: Uint8Array, forceSyscall: boolean): NativePlanReport;
+  /** For tests: the call frame rows of an x86_64 vDSO image. Throws EINVAL on a malformed image. */
+  frameRows(image: Uint8Array): NativeFrameRow[];
   /**
    * Starts a program stopped right after its execve (before its first instruction), left
    * group-stopped (SIGSTOP) and untraced: skew it, then SIGCONT it. Throws ENOENT/EINVAL when the
