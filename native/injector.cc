@@ -211,7 +211,7 @@ std::vector<pid_t> threadsInFlight(StoppedProcess& world, const Target& target) 
   FrameTable frames;
   std::string error;
   const bool haveFrames =
-      frames.parse(target.image, arch::kDwarfRbp, arch::kDwarfReturnAddress, error);
+      frames.parse(target.image, arch::kDwarfFramePointer, arch::kDwarfReturnAddress, error);
   arch::FlightView view;
   view.memoryPid = target.memoryPid;
   view.vdso = target.vdso;

@@ -148,6 +148,13 @@ Status StoppedProcess::awaitStops(std::vector<pid_t> waiting) {
     }
     if (now > nextNudge) {
       for (pid_t tid : waiting) ::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
+      // A process being killed: threads we already stopped are woken to exit, and the kernel
+      // reports a dying leader only once we have reaped them.
+      const std::vector<pid_t> stopped = attached_;
+      for (pid_t tid : stopped) {
+        int status = 0;
+        if (!contains(waiting, tid) && pollThread(tid, status) == Poll::kExited) forget(tid);
+      }
       nextNudge = now + kNudgeIntervalNs;
     }
     if (round > 0) pauseBriefly(20 * 1000);

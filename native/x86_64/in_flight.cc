@@ -41,9 +41,9 @@ bool vdsoFrameReturnsToUs(const FlightView& view, CodePosition at) {
     const FrameRule rule = view.frames->lookup(lookupAt);
     if (!rule.known || !rule.returnSaved) return true;
     uint64_t base = 0;
-    if (rule.cfaRegister == kDwarfRsp) {
+    if (rule.cfaRegister == kDwarfStackPointer) {
       base = at.sp;
-    } else if (rule.cfaRegister == kDwarfRbp) {
+    } else if (rule.cfaRegister == kDwarfFramePointer) {
       base = at.fp;
     } else {
       return true;

@@ -14,14 +14,10 @@
 #include <vector>
 
 #include "frame_table.h"
+#include "x86_64/dwarf_registers.h"
 #include "proc.h"
 
 namespace timeskew::x86_64 {
-
-// DWARF register numbers of the x86_64 psABI used by the unwinder.
-constexpr int kDwarfRbp = 6;
-constexpr int kDwarfRsp = 7;
-constexpr int kDwarfReturnAddress = 16;
 
 struct FlightView {
   pid_t memoryPid = 0;
