@@ -163,11 +163,15 @@ std::vector<Waiter> noteWaiters(pid_t pid, const std::vector<pid_t>& tids) {
   return waiters;
 }
 
-void awaitProgress(pid_t pid, std::vector<Waiter> waiters, uint64_t deadlineNs, int attempt) {
+// False when some thread cannot make progress: the process is stopped (SIGSTOP), so waiting is
+// pointless until someone resumes it.
+bool awaitProgress(pid_t pid, std::vector<Waiter> waiters, uint64_t deadlineNs, int attempt) {
   for (;;) {
     std::vector<Waiter> still;
     bool unmeasured = false;
     for (const Waiter& waiter : waiters) {
+      const char state = readThreadState(pid, waiter.tid);
+      if (state == 'T' || state == 't') return false;
       uint64_t now = 0;
       if (!waiter.measured) {
         unmeasured = true;
@@ -180,9 +184,9 @@ void awaitProgress(pid_t pid, std::vector<Waiter> waiters, uint64_t deadlineNs, 
       // No schedstat in this kernel: give them time instead, more at each attempt.
       struct timespec pause = {0, std::min(200L, 1L << attempt) * 1000 * 1000};
       ::nanosleep(&pause, nullptr);
-      return;
+      return true;
     }
-    if (still.empty() || monotonicNowNs() > deadlineNs) return;
+    if (still.empty() || monotonicNowNs() > deadlineNs) return true;
     waiters.swap(still);
     struct timespec pause = {0, 200 * 1000};
     ::nanosleep(&pause, nullptr);
@@ -295,6 +299,21 @@ Status removeLocked(StoppedProcess& world, Target& target, TargetMemoryWriter& w
   }
   report.movedThreads += static_cast<int>(inFlight.size());
   if (target.header.flags & kFlagCodeRetained) return Status::success();
+  // The threads still inside finish their calls with the real time: no clock selected. Only
+  // masks change (the values stay), so a fake reading the slot meanwhile sees either answer.
+  const uint32_t noClocks = 0;
+  const uint64_t base = target.address(target.blobOffset);
+  if (!writer.write(base + TS_QUICK_MASK_OFFSET, &noClocks, sizeof noClocks) ||
+      !writer.write(base + TS_SLOTS_OFFSET + TS_SLOT_MASK, &noClocks, sizeof noClocks) ||
+      !writer.write(base + TS_SLOTS_OFFSET + TS_SLOT_SIZE + TS_SLOT_MASK, &noClocks,
+                    sizeof noClocks)) {
+    return writeFailure("disabling timeskew's code");
+  }
+  uint8_t* blob = target.bytes.data() + target.blobOffset;
+  std::memcpy(blob + TS_QUICK_MASK_OFFSET, &noClocks, sizeof noClocks);
+  std::memcpy(blob + TS_SLOTS_OFFSET + TS_SLOT_MASK, &noClocks, sizeof noClocks);
+  std::memcpy(blob + TS_SLOTS_OFFSET + TS_SLOT_SIZE + TS_SLOT_MASK, &noClocks, sizeof noClocks);
+  target.header.quickMask = noClocks;
   return writeHeaderFlags(target, writer, target.header.flags | kFlagCodeRetained);
 }
 
@@ -410,6 +429,7 @@ InstallResult installSkew(const InstallRequest& request) {
   // The entry windows of the skew being replaced, to put back if it cannot be replaced.
   std::vector<std::pair<uint64_t, std::vector<uint8_t>>> replacedEntries;
 
+  bool stalled = false;
   for (int attempt = 0;; ++attempt) {
     StoppedProcess world;
     result.status = world.stop(pid);
@@ -519,7 +539,7 @@ InstallResult installSkew(const InstallRequest& request) {
     return result;
 
   wait:
-    if (monotonicNowNs() > deadline) {
+    if (stalled || monotonicNowNs() > deadline) {
       if (!replacedEntries.empty()) {
         // Leave the skew being replaced in force, as the caller found it.
         for (const auto& region : replacedEntries) {
@@ -536,7 +556,7 @@ InstallResult installSkew(const InstallRequest& request) {
     }
     const std::vector<Waiter> waiters = noteWaiters(pid, waitFor);
     addToReport(world, result.report);
-    awaitProgress(pid, waiters, deadline, attempt);
+    stalled = !awaitProgress(pid, waiters, deadline, attempt);
   }
 #endif
 }
@@ -548,6 +568,7 @@ RestoreResult restoreSkew(pid_t pid) {
   result.status = checkTarget(pid, vdso, memoryPid);
   if (!result.status.ok) return result;
   const uint64_t deadline = monotonicNowNs() + kDrainBudgetNs;
+  bool stalled = false;
   for (int attempt = 0;; ++attempt) {
     StoppedProcess world;
     result.status = world.stop(pid);
@@ -568,7 +589,7 @@ RestoreResult restoreSkew(pid_t pid) {
     std::vector<pid_t> waitFor;
     result.status = removeLocked(world, target, writer, result.report, waitFor);
     if (!result.status.ok) return result;
-    if (waitFor.empty() || monotonicNowNs() > deadline) {
+    if (waitFor.empty() || stalled || monotonicNowNs() > deadline) {
       // Past the deadline the code stays, inactive: whoever restores or skews next removes it.
       result.codeRetained = !waitFor.empty();
       addToReport(world, result.report);
@@ -576,7 +597,7 @@ RestoreResult restoreSkew(pid_t pid) {
     }
     const std::vector<Waiter> waiters = noteWaiters(pid, waitFor);
     addToReport(world, result.report);
-    awaitProgress(pid, waiters, deadline, attempt);
+    stalled = !awaitProgress(pid, waiters, deadline, attempt);
   }
 }
 

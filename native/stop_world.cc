@@ -54,15 +54,17 @@ Poll pollThread(pid_t tid, int& status) {
 
 bool isGone(char state) { return state == '?' || state == 'Z' || state == 'X'; }
 
+Status tracedFailure(pid_t tid, pid_t tracer) {
+  std::string hint = "process " + std::to_string(tracer) +
+                     " is tracing it (a debugger, strace, or another timeskew call); detach it "
+                     "or wait for it to finish";
+  return failure("EBUSY", EBUSY, "ptrace", hint.c_str(), "thread %d is already traced by %d", tid,
+                 tracer);
+}
+
 Status seizeFailure(pid_t pid, pid_t tid, int error) {
   const pid_t tracer = readTracer(pid, tid);
-  if (tracer > 0) {
-    std::string hint = "process " + std::to_string(tracer) +
-                       " is tracing it (a debugger, strace, or another timeskew call); detach it "
-                       "or wait for it to finish";
-    return failure("EBUSY", EBUSY, "ptrace", hint.c_str(), "thread %d is already traced by %d",
-                   tid, tracer);
-  }
+  if (tracer > 0) return tracedFailure(tid, tracer);
   if (findLiveThread(pid) == 0) {
     return failure("ESRCH", ESRCH, "ptrace", "the process exited", "process %d exited", pid);
   }
@@ -90,12 +92,27 @@ void StoppedProcess::forget(pid_t tid) {
 
 Status StoppedProcess::seizeBatch(const std::vector<pid_t>& batch, std::vector<pid_t>& seized) {
   for (pid_t tid : batch) {
-    if (::ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
-      const int error = errno;
-      if (error == ESRCH) continue;  // the thread exited in the meantime
-      if (error == EPERM && readTracer(pid_, tid) <= 0 && exitedMeanwhile(pid_, tid)) continue;
-      return seizeFailure(pid_, tid, error);
+    bool attached = false;
+    bool gone = false;
+    int error = 0;
+    // EPERM also comes from a thread that is exiting, or from a tracer (another timeskew call)
+    // that let go between its attach and our look at TracerPid: look again, a few times.
+    for (int attempt = 0; attempt < 5 && !attached && !gone; ++attempt) {
+      attached = ::ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) == 0;
+      if (attached) break;
+      error = errno;
+      if (error == ESRCH) {
+        gone = true;  // the thread exited in the meantime
+      } else if (error != EPERM) {
+        break;
+      } else if (const pid_t tracer = readTracer(pid_, tid); tracer > 0) {
+        return tracedFailure(tid, tracer);
+      } else if (exitedMeanwhile(pid_, tid)) {
+        gone = true;
+      }
     }
+    if (gone) continue;
+    if (!attached) return seizeFailure(pid_, tid, error);
     attached_.push_back(tid);
     seized.push_back(tid);
   }

@@ -5,13 +5,14 @@
 // the whole duration of the operation (measured first, per operation). After every kill:
 //  - the victim is alive, and none of its threads is left stopped or traced;
 //  - its threads have read only real or real+offset values (they check every value themselves);
-//  - whatever is left is a consistent skew (inspectClock: nothing, or an active skew with one of
-//    the offsets), and restoreClock from this process, which never held any state about it,
+//  - whatever is left is a consistent skew (inspectClock: nothing, an active skew with one of
+//    the offsets, or inactive code left by a restore killed while it waited for threads to leave
+//    the hook: then every entry is original again, only the padding differs), and restoreClock from this process, which never held any state about it,
 //    leaves the vDSO byte-identical to that of a fresh process.
 //
 // The spinners make 32 rounds of vDSO calls between two raw syscalls, so they are nearly always
 // inside the vDSO or the hook code: kills then land while the engine moves threads out of
-// rewritten bytes or single-steps them out of the hook, the riskiest moments to die.
+// rewritten bytes or waits for them to leave the hook, the riskiest moments to die.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { TimeSkewError, inspectClock, restoreClock, skewClock } from '../../lib/index';
 import { tortureVictimPaths } from '../support/build-torture-victims';
@@ -66,6 +67,7 @@ afterAll(async () => {
 });
 
 const failures: string[] = [];
+let inactiveLeftovers = 0;
 
 /**
  * restoreClock until nothing is left. One call must be enough (checked by victimProblem()); this
@@ -155,11 +157,21 @@ async function victimProblem(): Promise<string | undefined> {
     return `the victim stopped answering: ${(err as Error).message.split(';')[0]}; status ${JSON.stringify(status)}`;
   }
   if (stats.bad !== 0n) return `${stats.bad} bad values, first ${stats.firstBad}`;
-  // What the kill left is one consistent state: nothing, or an active skew with A or B.
+  // What the kill left is one consistent state: nothing, an active skew with A or B, or inactive
+  // code behind original entries.
   try {
     const status = await inspectClock(victim.pid);
-    if (status !== null && (!status.active || ![A, B].includes(status.clocks.CLOCK_REALTIME!))) {
-      return `inconsistent leftover ${JSON.stringify(status, (_k, v) => (typeof v === 'bigint' ? `${v}` : v))}`;
+    const describe = () => JSON.stringify(status, (_k, v) => (typeof v === 'bigint' ? `${v}` : v));
+    if (status !== null && status.active && ![A, B].includes(status.clocks.CLOCK_REALTIME!)) {
+      return `inconsistent leftover ${describe()}`;
+    }
+    if (status !== null && !status.active) {
+      inactiveLeftovers++;
+      const now = readVdso(victim.pid);
+      const elfEnd = pristine.findLastIndex((b) => b !== 0) + 1;
+      for (let i = 0; i < elfEnd; i++) {
+        if (now[i] !== pristine[i]) return `inactive leftover, but vDSO byte ${i} is not original: ${describe()}`;
+      }
     }
     const removed = await withDeadline(restoreClock(victim.pid), 'restoreClock after the kill', ENGINE_DEADLINE_MS, () => diagnoseHang(victim.pid));
     if (!readVdso(victim.pid).equals(pristine)) {
@@ -258,6 +270,7 @@ it(`survives ${TRIALS} injectors SIGKILLed at random instants of install, update
   report('kills-before-start', counts.before);
   report('kills-after-end', counts.after);
   report('kill-injector-failures', failures.length);
+  report('kill-inactive-leftovers', inactiveLeftovers);
   for (const f of failures.slice(0, 20)) console.log(`torture: kill-injector-failure ${f}`);
   report('kill-victim-reads', final.reads);
   report('kill-injector-seconds', ((Date.now() - started) / 1000).toFixed(1));

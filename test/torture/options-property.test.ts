@@ -144,7 +144,9 @@ function expectedClocks(o: Record<string, unknown>): Set<string> | undefined {
 }
 
 /** The offset a successful call must have installed, when it is stated plainly (no rate, no at). */
-function expectedOffset(o: Record<string, unknown>): bigint | undefined {
+function expectedOffset(given: Record<string, unknown>): bigint | undefined {
+  // A key set to undefined is a key not given (as everywhere in JavaScript options).
+  const o = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
   if ('rate' in o || 'driftPpm' in o || 'freeze' in o || 'at' in o || 'offsets' in o) return undefined;
   if (!('offset' in o || 'sec' in o || 'nsec' in o)) return undefined; // an update that keeps the offset
   if (isPlainBigInt(o.offset)) return o.offset;
