@@ -433,6 +433,8 @@ InstallResult installSkew(const InstallRequest& request) {
     }
     result.modes[i] = function.mode;
   }
+  result.vdsoStart = target.vdso.start;
+  result.blobOffset = static_cast<uint32_t>(plan.blobOffset);
   fillReport(world, result.report);
   return result;
 #endif
