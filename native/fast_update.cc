@@ -103,11 +103,15 @@ Status updateAt(pid_t pid, const BlobLocation& location, const ClockTable& table
   const ClockSlot slot = toSlot(table, &state.slots[control & 1]);
   const uint32_t unionMask = state.header.quickMask | table.mask;
   // The order of updateSkew: each step leaves a consistent state if we die right after it (see
-  // blob_layout.h).
-  if (!writer.write(base + TS_QUICK_MASK_OFFSET, &unionMask, sizeof unionMask) ||
+  // blob_layout.h). A mask write that would store the value already there is skipped: with the
+  // same clocks (the usual update) that halves the writes, and the states in between are the same.
+  const uint32_t quickMask = state.header.quickMask;
+  if ((unionMask != quickMask &&
+       !writer.write(base + TS_QUICK_MASK_OFFSET, &unionMask, sizeof unionMask)) ||
       !writer.write(base + TS_SLOTS_OFFSET + inactive * TS_SLOT_SIZE, &slot, sizeof slot) ||
       !writer.write(base + TS_CONTROL_OFFSET, &nextControl, sizeof nextControl) ||
-      !writer.write(base + TS_QUICK_MASK_OFFSET, &table.mask, sizeof table.mask)) {
+      (table.mask != unionMask &&
+       !writer.write(base + TS_QUICK_MASK_OFFSET, &table.mask, sizeof table.mask))) {
     return systemFailure(errno, "pwrite", "updating the offsets");
   }
   published = slot;
