@@ -195,7 +195,7 @@ Napi::Value Install(const Napi::CallbackInfo& info) {
   request.installerPid = ::getpid();
   return schedule<InstallResult>(
       env, request.pid,
-      [request] { return runIsolated<InstallResult>(request.pid, [&] { return installSkew(request); }); },
+      [request] { return installIsolated(request); },
       [request](Napi::Env env, const InstallResult& result) -> Napi::Value {
         Napi::Object object = Napi::Object::New(env);
         setReport(object, result.report);
@@ -283,8 +283,7 @@ Napi::Value Restore(const Napi::CallbackInfo& info) {
     return rejectWith(env, invalidArgument("pid must be a positive integer"), 0);
   }
   return schedule<RestoreResult>(
-      env, pid, [pid] { return runIsolated<RestoreResult>(pid, [pid] { return restoreSkew(pid); }); },
-      restoreResultValue);
+      env, pid, [pid] { return restoreIsolated(pid); }, restoreResultValue);
 }
 
 Napi::Value RestoreSync(const Napi::CallbackInfo& info) {
@@ -294,7 +293,7 @@ Napi::Value RestoreSync(const Napi::CallbackInfo& info) {
     toJsError(env, invalidArgument("pid must be a positive integer"), 0).ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  RestoreResult result = runIsolated<RestoreResult>(pid, [pid] { return restoreSkew(pid); });
+  RestoreResult result = restoreIsolated(pid);
   if (!result.status.ok) {
     toJsError(env, result.status, pid).ThrowAsJavaScriptException();
     return env.Undefined();
