@@ -12,6 +12,7 @@
         "native/target_memory.cc",
         "native/stop_world.cc",
         "native/injector.cc",
+        "native/fast_update.cc",
         "native/helper_process.cc",
         "native/launcher.cc",
         "native/x86_64/decoder.cc",

@@ -298,8 +298,8 @@ export class SkewGroup {
     return fresh;
   }
 
-  // One install at a time: a target that is our own child (or ourselves) is handled by a helper
-  // process forked from this one, and the engine runs such helpers one after another anyway.
+  // One install at a time: a target that is our own child (or ourselves) is handled by the
+  // engine's helper process, which serves one operation after another anyway.
   async #admitFirst(pids: number[]): Promise<void> {
     const model = this.#skew;
     // A plain offset is the same skew whenever it is installed: no need to copy it from a member.

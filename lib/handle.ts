@@ -5,6 +5,7 @@
 import type {
   HookMode,
   HookedFunction,
+  NativeBlobLocation,
   NativeInstallResult,
   NativeRestoreResult,
   NativeStatus,
@@ -62,6 +63,11 @@ export class SkewHandle {
   // Tail of the update queue. Updates run one at a time so that "keep the current offset/clocks"
   // means the state left by the update before, and restore() runs only after queued updates.
   #queue: Promise<void> = Promise.resolve();
+  // Operations queued and not finished. While none is, an update runs at once, synchronously.
+  #pending = 0;
+  // Where the skew sits in the target (from the install, or located on first use): an update then
+  // goes straight to it, on this thread, without re-reading the target's maps and vDSO.
+  #location: NativeBlobLocation | undefined;
 
   /** @internal Created by skewClock() once the engine has installed the skew. */
   constructor(pid: number, installed: ModelState, result: NativeInstallResult) {
@@ -69,6 +75,7 @@ export class SkewHandle {
     this.mode = Object.freeze({ ...result.modes });
     this.#state = freezeState(installed);
     this.#lastReport = result;
+    this.#location = result.location;
   }
 
   /**
@@ -152,12 +159,36 @@ export class SkewHandle {
   update(options: UpdateOptions): Promise<void> {
     try {
       this.#assertUsable();
+      if (this.#pending === 0 && native.canUpdateSync()) {
+        // Nothing queued before it: done now (a few system calls), the promise already settled.
+        this.#applySync(options);
+        return Promise.resolve();
+      }
       // Validate now, against the current state, so a bad argument rejects without queueing.
       resolveUpdate(this.pid, options, this.#state);
     } catch (err) {
       return Promise.reject(err);
     }
     return this.#enqueue(() => this.#apply(options));
+  }
+
+  /**
+   * update(), synchronously: returns once the new model is live in the target, or throws. Throws
+   * EBUSY while an update(), jump() or restore() of this handle is still pending (await it first),
+   * since running ahead of it would reorder the changes.
+   */
+  updateSync(options: UpdateOptions): void {
+    this.#assertUsable();
+    if (this.#pending > 0) {
+      throw new TimeSkewError('EBUSY', 'an update(), jump() or restore() of this handle is pending', {
+        pid: this.pid,
+        hint: 'await it before calling updateSync(), or call update()',
+      });
+    }
+    if (!native.canUpdateSync()) {
+      throw new TimeSkewError('ENOTSUP', 'this engine cannot update synchronously', { pid: this.pid, hint: 'call update()' });
+    }
+    this.#applySync(options);
   }
 
   /**
@@ -273,12 +304,19 @@ export class SkewHandle {
       if (this.#restored) this.#assertUsable();
       await work();
     };
-    const result = this.#queue.then(run);
+    this.#pending++;
+    const result = this.#queue.then(run).finally(() => {
+      this.#pending--;
+    });
     this.#queue = result.catch(() => undefined);
     return result;
   }
 
   async #apply(options: UpdateOptions): Promise<void> {
+    if (native.canUpdateSync()) {
+      this.#applySync(options);
+      return;
+    }
     const next: ResolvedClocks = resolveUpdate(this.pid, options, this.#state);
     try {
       await native.update(this.pid, next.table);
@@ -289,6 +327,27 @@ export class SkewHandle {
     }
     this.#state = freezeState(next);
     await this.refresh(next.unknown);
+  }
+
+  #applySync(options: UpdateOptions): void {
+    const next: ResolvedClocks = resolveUpdate(this.pid, options, this.#state);
+    let skews: bigint[] | undefined;
+    try {
+      this.#location ??= native.locate(this.pid);
+      skews = native.updateSync(this.pid, this.#location, next.table);
+    } catch (err) {
+      // The skew died with the process (or was removed): nothing is left to restore.
+      if (isGone(err)) this.#restored = true;
+      throw err;
+    }
+    if (next.unknown.length === 0 || skews === undefined) {
+      this.#state = freezeState(next);
+      return;
+    }
+    // Clocks anchored by `at` or kept while drifting: the engine read their skew right after the change.
+    const offsets = { ...next.offsets };
+    for (const clock of next.unknown) offsets[clock] = skews[CLOCK_IDS[clock]] ?? 0n;
+    this.#state = freezeState({ ...next, offsets });
   }
 
   async #inspectOrGone(): Promise<ClockStatus | null> {

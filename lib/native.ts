@@ -6,6 +6,7 @@
 import path from 'node:path';
 import type {
   NativeBinding,
+  NativeBlobLocation,
   NativeClockTable,
   NativeFrameRow,
   NativeInstallRequest,
@@ -92,6 +93,32 @@ export async function update(pid: number, table: NativeClockTable): Promise<void
     debug('updated pid %d', pid);
   } catch (err) {
     throw failed('update', fromNative(err, pid));
+  }
+}
+
+/** Whether the engine can update synchronously (the compiled one can; test fakes may not). */
+export function canUpdateSync(): boolean {
+  const result = loadOnce();
+  return 'install' in result && typeof result.updateSync === 'function' && typeof result.locate === 'function';
+}
+
+/** Synchronous update at a known location; see NativeBinding.updateSync. Only when canUpdateSync(). */
+export function updateSync(pid: number, location: NativeBlobLocation, table: NativeClockTable): bigint[] | undefined {
+  debug('update pid %d in place', pid);
+  try {
+    return addon(pid).updateSync!(pid, location, table);
+  } catch (err) {
+    throw failed('update', fromNative(err, pid));
+  }
+}
+
+/** Where the skew installed in `pid` sits; only when canUpdateSync(). */
+export function locate(pid: number): NativeBlobLocation {
+  debug('locate pid %d', pid);
+  try {
+    return addon(pid).locate!(pid);
+  } catch (err) {
+    throw failed('locate', fromNative(err, pid));
   }
 }
 

@@ -7,7 +7,7 @@ import { type ResolvedSkew, type SkewOptions, resolveSkew, validatePid } from '.
 
 /**
  * Skews the clocks of process `pid` until the returned handle is restored. `pid` may be
- * process.pid: the calling process then skews itself (through a short-lived helper process, since
+ * process.pid: the calling process then skews itself (through the engine's helper process, since
  * a process cannot trace itself).
  */
 export async function skewClock(pid: number, options: SkewOptions): Promise<SkewHandle> {

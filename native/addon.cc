@@ -1,6 +1,7 @@
-// The N-API surface: argument conversion, promises, and errors carrying `code`. All engine work
-// happens in plain C++ (injector.h) on one libuv worker thread per call, because ptrace requests
-// must come from the thread that attached.
+// The N-API surface: argument conversion, promises, and errors carrying `code`. Engine work that
+// stops the target happens in plain C++ (injector.h) on one libuv worker thread per call, because
+// ptrace requests must come from the thread that attached. Updates at a known location
+// (fast_update.h) never stop or wait on the target and run on the calling thread.
 #include <napi.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 
 #include "arch.h"
 #include "elf_image.h"
+#include "fast_update.h"
 #include "frame_table.h"
 #include "helper_process.h"
 #include "injector.h"
@@ -107,6 +109,30 @@ Napi::Value restoreResultValue(Napi::Env env, const RestoreResult& result) {
   return object;
 }
 
+// Addresses below 2^53 (every user-space address on x86_64) are exact as JavaScript numbers.
+Napi::Object locationValue(Napi::Env env, const BlobLocation& location) {
+  Napi::Object object = Napi::Object::New(env);
+  object.Set("vdsoStart", static_cast<double>(location.vdsoStart));
+  object.Set("blobOffset", location.blobOffset);
+  object.Set("installerPid", location.installerPid);
+  return object;
+}
+
+bool readLocation(const Napi::Value& value, BlobLocation& location) {
+  if (!value.IsObject()) return false;
+  Napi::Object object = value.As<Napi::Object>();
+  Napi::Value start = object.Get("vdsoStart");
+  Napi::Value offset = object.Get("blobOffset");
+  Napi::Value installer = object.Get("installerPid");
+  if (!start.IsNumber() || !offset.IsNumber() || !installer.IsNumber()) return false;
+  const double address = start.As<Napi::Number>().DoubleValue();
+  if (!(address > 0 && address < 9007199254740992.0)) return false;
+  location.vdsoStart = static_cast<uint64_t>(address);
+  location.blobOffset = offset.As<Napi::Number>().Uint32Value();
+  location.installerPid = installer.As<Napi::Number>().Int32Value();
+  return location.blobOffset < (1u << 20);
+}
+
 // Runs `work` on a libuv worker thread and settles a promise with `convert(result)` or with the
 // result's failure.
 template <typename Result>
@@ -171,11 +197,18 @@ Napi::Value Install(const Napi::CallbackInfo& info) {
   request.installerPid = ::getpid();
   return schedule<InstallResult>(
       env, request.pid,
-      [request] { return runIsolated<InstallResult>(request.pid, [&] { return installSkew(request); }); },
-      [](Napi::Env env, const InstallResult& result) -> Napi::Value {
+      [request] { return installIsolated(request); },
+      [request](Napi::Env env, const InstallResult& result) -> Napi::Value {
         Napi::Object object = Napi::Object::New(env);
         setReport(object, result.report);
         object.Set("modes", modesObject(env, result.modes));
+        if (result.vdsoStart != 0) {
+          BlobLocation location;
+          location.vdsoStart = result.vdsoStart;
+          location.blobOffset = result.blobOffset;
+          location.installerPid = request.installerPid;
+          object.Set("location", locationValue(env, location));
+        }
         return object;
       });
 }
@@ -195,6 +228,56 @@ Napi::Value Update(const Napi::CallbackInfo& info) {
       [](Napi::Env env, const UpdateResult&) -> Napi::Value { return env.Undefined(); });
 }
 
+// Synchronous: finds the blob once for a handle that did not install it (adopted).
+Napi::Value Locate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  pid_t pid = 0;
+  if (info.Length() < 1 || !readPid(info[0], pid)) {
+    toJsError(env, invalidArgument("pid must be a positive integer"), 0).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  BlobLocation location;
+  Status status = locateBlob(pid, location);
+  if (!status.ok) {
+    toJsError(env, status, pid).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return locationValue(env, location);
+}
+
+// Synchronous update at a known location. Returns, for tables that keep or anchor clocks (whose
+// skew only the published slot knows), the skew of every clock right after publishing; else
+// undefined.
+Napi::Value UpdateSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  pid_t pid = 0;
+  BlobLocation location;
+  ClockTable table;
+  if (info.Length() < 3 || !readPid(info[0], pid)) {
+    toJsError(env, invalidArgument("pid must be a positive integer"), 0).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (!readLocation(info[1], location)) {
+    toJsError(env, invalidArgument("bad blob location"), pid).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (!info[2].IsObject() || !readTable(info[2].As<Napi::Object>(), table)) {
+    toJsError(env, invalidArgument("bad clock table"), pid).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  ClockSlot published;
+  Status status = updateAt(pid, location, table, published);
+  if (!status.ok) {
+    toJsError(env, status, pid).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if ((table.keepMask | table.absoluteMask) == 0) return env.Undefined();
+  const ClockTable now = describeSlot(published);
+  Napi::Array offsets = Napi::Array::New(env, kClockCount);
+  for (uint32_t i = 0; i < kClockCount; ++i) offsets.Set(i, Napi::BigInt::New(env, now.offsetNs[i]));
+  return offsets;
+}
+
 Napi::Value Restore(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   pid_t pid = 0;
@@ -202,8 +285,7 @@ Napi::Value Restore(const Napi::CallbackInfo& info) {
     return rejectWith(env, invalidArgument("pid must be a positive integer"), 0);
   }
   return schedule<RestoreResult>(
-      env, pid, [pid] { return runIsolated<RestoreResult>(pid, [pid] { return restoreSkew(pid); }); },
-      restoreResultValue);
+      env, pid, [pid] { return restoreIsolated(pid); }, restoreResultValue);
 }
 
 Napi::Value RestoreSync(const Napi::CallbackInfo& info) {
@@ -213,7 +295,7 @@ Napi::Value RestoreSync(const Napi::CallbackInfo& info) {
     toJsError(env, invalidArgument("pid must be a positive integer"), 0).ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  RestoreResult result = runIsolated<RestoreResult>(pid, [pid] { return restoreSkew(pid); });
+  RestoreResult result = restoreIsolated(pid);
   if (!result.status.ok) {
     toJsError(env, result.status, pid).ThrowAsJavaScriptException();
     return env.Undefined();
@@ -406,6 +488,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #endif
   exports.Set("install", Napi::Function::New(env, Install));
   exports.Set("update", Napi::Function::New(env, Update));
+  exports.Set("locate", Napi::Function::New(env, Locate));
+  exports.Set("updateSync", Napi::Function::New(env, UpdateSync));
   exports.Set("restore", Napi::Function::New(env, Restore));
   exports.Set("restoreSync", Napi::Function::New(env, RestoreSync));
   exports.Set("inspect", Napi::Function::New(env, Inspect));

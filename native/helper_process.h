@@ -1,36 +1,27 @@
-// Runs a ptrace operation in a short-lived forked helper process when the target is our own
-// child or ourselves.
+// Runs install and restore in a helper process when the target is our own child or ourselves.
 //
 // Why: ptrace stops of a traced child are reported to every thread of the tracer's process. When
 // the target is a child_process of this Node process, libuv's SIGCHLD handler calls
 // waitpid(child, WNOHANG) and would take such a stop for the child's exit (a false 'exit' event,
 // and our own waiter would hang). A separate tracer process keeps those notifications away from
 // libuv. A process also cannot trace itself, and the helper (our child) can trace us.
+//
+// One helper serves the whole process: forked on first use, it takes requests one at a time over a
+// socketpair and lives until this process exits (it then reads EOF) or it is killed, in which case
+// the next request starts another. Forking per operation cost a fork of the whole Node process
+// each time (milliseconds), which made 1,000 children take seconds to skew.
 #pragma once
 
 #include <sys/types.h>
 
-#include <functional>
-
-#include "status.h"
+#include "injector.h"
 
 namespace timeskew {
 
 bool needsHelperProcess(pid_t target);
 
-// Runs `operation` in a forked child that writes `size` bytes at `out` back through a pipe.
-// Returns a failure Status (and leaves `out` alone) when the helper could not run or died.
-Status runInHelperProcess(void* out, size_t size, const std::function<void(void*)>& operation);
-
-template <typename Result, typename Operation>
-Result runIsolated(pid_t target, Operation operation) {
-  if (!needsHelperProcess(target)) return operation();
-  Result result{};
-  Status status = runInHelperProcess(&result, sizeof result, [&operation](void* out) {
-    *static_cast<Result*>(out) = operation();
-  });
-  if (!status.ok) result.status = status;
-  return result;
-}
+// installSkew / restoreSkew, in the helper when `needsHelperProcess`, else on the calling thread.
+InstallResult installIsolated(const InstallRequest& request);
+RestoreResult restoreIsolated(pid_t pid);
 
 }  // namespace timeskew

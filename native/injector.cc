@@ -535,6 +535,8 @@ InstallResult installSkew(const InstallRequest& request) {
       }
     }
     for (int i = 0; i < kHookCount; ++i) result.modes[i] = plan.functions[i].mode;
+    result.vdsoStart = target.vdso.start;
+    result.blobOffset = static_cast<uint32_t>(plan.blobOffset);
     addToReport(world, result.report);
     return result;
 

@@ -30,6 +30,9 @@ struct InstallResult {
   Status status;
   OperationReport report;
   uint8_t modes[kHookCount] = {};
+  // Where the blob went, so that updates need not look for it again (fast_update.h).
+  uint64_t vdsoStart = 0;
+  uint32_t blobOffset = 0;
 };
 
 struct RestoreResult {

@@ -3,7 +3,9 @@
 // would take such a stop for the child's exit (a false 'exit' event, a lost real one, a hung
 // waiter). Hundreds of skew/restore cycles must leave the ChildProcess object exactly as if nothing
 // had touched the child: no 'exit' until it really exits, then exactly one, with its real code.
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { setImmediate as nextTick } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { inspectClock, restoreClock, skewClock } from '../lib/index';
@@ -135,5 +137,65 @@ describe('skewing a child_process of the test process', () => {
     expect(await settles(restoreClock(v.pid), 'restoreClock', exits)).toBe(false);
 
     await expectSingleExit(v, 7, exits);
+  });
+});
+
+/** Our children named timeskew-helper (the engine's helper process). */
+function helperPids(): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === process.pid && stat.includes('(timeskew-helper)')) found.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+function processState(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.charAt(stat.lastIndexOf(')') + 2);
+}
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 500 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
+  if (!condition()) throw new Error(`timed out waiting until ${what}`);
+}
+
+describe('the helper process', () => {
+  it('one serves every operation, holds nothing of ours but its socket, and is replaced once killed', { timeout: 30_000 }, async () => {
+    const children = [spawn('sleep', ['30'], { stdio: 'ignore' }), spawn('sleep', ['30'], { stdio: 'ignore' })];
+    try {
+      const pids = children.map((c) => c.pid!);
+      await until(() => pids.every((pid) => readFileSync(`/proc/${pid}/comm`, 'utf8') === 'sleep\n'), 'the children run sleep');
+      const handles = await Promise.all(pids.map((pid) => skewClock(pid, { offset: '-10m' })));
+      const [helper, ...more] = helperPids();
+      expect(helper).toBeDefined();
+      expect(more).toEqual([]);
+      expect(readdirSync(`/proc/${helper}/fd`).sort()).toEqual(['0', '1', '2', '3']);
+      expect(readlinkSync(`/proc/${helper}/fd/0`)).toBe('/dev/null');
+
+      // Children started now do not inherit our end of its socket (nor anything else of ours).
+      const late = spawn('sleep', ['30'], { stdio: 'ignore' });
+      children.push(late);
+      await until(() => readFileSync(`/proc/${late.pid}/comm`, 'utf8') === 'sleep\n', 'the late child runs sleep');
+      expect(readdirSync(`/proc/${late.pid}/fd`).map((fd) => readlinkSync(`/proc/${late.pid}/fd/${fd}`))).not.toContainEqual(
+        expect.stringMatching(/^socket:/),
+      );
+
+      process.kill(helper!, 'SIGKILL');
+      await until(() => processState(helper!) === 'Z', 'the helper died');
+      await Promise.all(handles.map((h) => h.restore()));
+      expect(handles.every((h) => h.lastReport.threads >= 1)).toBe(true);
+      expect(helperPids()).toHaveLength(1);
+      expect(helperPids()).not.toContain(helper);
+      for (const pid of pids) expect(await inspectClock(pid)).toBeNull();
+    } finally {
+      for (const child of children) child.kill('SIGKILL');
+    }
   });
 });

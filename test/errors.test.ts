@@ -1,6 +1,9 @@
 // Bad input gets a TimeSkewError with a code, the pid and a hint, and the target is left exactly
 // as it was (its vDSO bytes are compared before and after).
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TimeSkewError, inspectClock, restoreClock, skewClock, type SkewOptions } from '../lib/index';
 import { closeAllVictims, spawnVictim } from './support/victim';
@@ -109,5 +112,30 @@ describe('a process that is already skewed', () => {
     await handle.restore();
     await handle.restore();
     await expect(handle.update({ sec: 1 })).rejects.toBeInstanceOf(TimeSkewError);
+  });
+
+  it('update() of a skew that was removed, or removed and installed anew by another process, is ESRCH', async () => {
+    const victim = await spawnVictim('c');
+    const handle = await skewClock(victim.pid, { sec: -600 });
+    expect(await restoreClock(victim.pid)).toBe(true);
+    expect(await handle.update({ sec: 1 }).catch((e: unknown) => e)).toMatchObject({ code: 'ESRCH', pid: victim.pid });
+    expect(handle.restored).toBe(true);
+
+    // The state is back at the same place, with the same layout, but another process put it there.
+    const mine = await skewClock(victim.pid, { sec: -60 });
+    expect(await restoreClock(victim.pid)).toBe(true);
+    const other = spawn(process.execPath, [path.join(__dirname, 'support', 'skewer.js'), String(victim.pid)], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    try {
+      const [line] = (await once(other.stdout!, 'data')) as [Buffer];
+      expect(line.toString()).toMatch(/^skewed /);
+      expect(() => mine.updateSync({ sec: -120 })).toThrow(expect.objectContaining({ code: 'ESRCH' }));
+      expect((await inspectClock(victim.pid))?.clocks).toEqual({ CLOCK_REALTIME: -600_000_000_000n });
+    } finally {
+      other.stdin!.end();
+      await once(other, 'exit');
+      await restoreClock(victim.pid);
+    }
   });
 });

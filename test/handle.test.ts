@@ -398,3 +398,72 @@ describe('clock models through the handle', () => {
     expect(fake.restore).toHaveBeenCalledWith(PID);
   });
 });
+
+describe('SkewHandle.update on an engine that updates synchronously', () => {
+  const location = { vdsoStart: 0x7fff0000_0000, blobOffset: 6720, installerPid: 4242 };
+  let sync: ReturnType<typeof fakeBinding> & {
+    updateSync: ReturnType<typeof vi.fn>;
+    locate: ReturnType<typeof vi.fn>;
+  };
+  beforeEach(() => {
+    sync = Object.assign(fakeBinding(), {
+      updateSync: vi.fn((_pid: number, _where: unknown, _table: NativeClockTable): bigint[] | undefined => undefined),
+      locate: vi.fn((_pid: number) => location),
+    });
+    sync.install.mockResolvedValue({ ...installResult, location });
+    setBindingForTesting(sync as unknown as NativeBinding);
+  });
+
+  it('is done before update() returns, at the location the install reported', async () => {
+    const handle = await skewClock(PID, { offset: '1s' });
+    const done = handle.update({ offset: '2s' });
+    expect(sync.updateSync).toHaveBeenCalledTimes(1);
+    expect(sync.updateSync.mock.calls[0]![1]).toEqual(location);
+    expect(handle.offsetNs).toBe(2_000_000_000n);
+    await done;
+    handle.updateSync({ offset: '3s' });
+    expect(handle.offsetNs).toBe(3_000_000_000n);
+    expect(sync.update).not.toHaveBeenCalled();
+    expect(sync.locate).not.toHaveBeenCalled();
+  });
+
+  it('locates the skew once for a handle that did not install it', async () => {
+    sync.install.mockResolvedValue(installResult);
+    const handle = await skewClock(PID, { offset: '1s' });
+    handle.updateSync({ offset: '2s' });
+    handle.updateSync({ offset: '3s' });
+    expect(sync.locate).toHaveBeenCalledTimes(1);
+  });
+
+  it('takes the skews of kept clocks from the engine, without an inspect', async () => {
+    const handle = await skewClock(PID, { offset: '1s', rate: 2 });
+    const skews = new Array<bigint>(12).fill(0n);
+    skews[0] = 5_000_000_000n;
+    sync.updateSync.mockReturnValueOnce(skews);
+    await handle.update({ rate: 1 });
+    expect(handle.offsets).toEqual({ CLOCK_REALTIME: 5_000_000_000n });
+    expect(sync.inspect).not.toHaveBeenCalled();
+  });
+
+  it('updateSync() refuses to overtake pending work (EBUSY); update() queues behind it', async () => {
+    const handle = await skewClock(PID, { offset: '1s', rate: 2 });
+    sync.inspect.mockResolvedValueOnce(null);
+    const jumping = handle.jump('1s'); // reads the target first: stays pending
+    expect(() => handle.updateSync({ offset: '5s' })).toThrow(expect.objectContaining({ code: 'EBUSY' }));
+    const queued = handle.update({ offset: '6s' });
+    await jumping;
+    await queued;
+    expect(handle.offsetNs).toBe(6_000_000_000n);
+    handle.updateSync({ offset: '7s' }); // idle again
+  });
+
+  it('an ESRCH from the engine marks the handle restored', async () => {
+    const handle = await skewClock(PID, { offset: '1s' });
+    sync.updateSync.mockImplementationOnce(() => {
+      throw nativeError('ESRCH');
+    });
+    expect((await rejection(handle.update({ offset: '2s' }))).code).toBe('ESRCH');
+    expect(handle.restored).toBe(true);
+    expect(() => handle.updateSync({ offset: '3s' })).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+  });
+});

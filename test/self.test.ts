@@ -1,5 +1,5 @@
 // Self-skew (issue 5, item 7): the test process skews its own clock, as a Jest or Vitest setup file
-// would. A process cannot ptrace itself; the engine forks a short-lived helper that traces its parent.
+// would. A process cannot ptrace itself; the engine's helper process (our child) traces its parent.
 // The reference clock is read by a freshly exec'ed child (`date`): exec drops the inherited patch.
 import { execFileSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';

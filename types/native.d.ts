@@ -45,6 +45,18 @@ export interface NativeOperationReport {
 
 export interface NativeInstallResult extends NativeOperationReport {
   modes: Record<HookedFunction, HookMode>;
+  /** Where the skew was installed, for updateSync (absent from engines that cannot update that way). */
+  location?: NativeBlobLocation;
+}
+
+/** Identifies one installed skew in a target: where its state sits, and who installed it. */
+export interface NativeBlobLocation {
+  /** Start of the target's [vdso] mapping (exact: user-space addresses stay below 2^53). */
+  vdsoStart: number;
+  /** Offset of timeskew's state from the vDSO start. */
+  blobOffset: number;
+  /** The installer's pid, as recorded in the state: another value there means another skew. */
+  installerPid: number;
 }
 
 export interface NativeRestoreResult extends NativeOperationReport {
@@ -126,6 +138,15 @@ export interface NativeBinding {
   install(request: NativeInstallRequest): Promise<NativeInstallResult>;
   /** Rewrites offsets and mask in place without stopping the target. */
   update(pid: number, table: NativeClockTable): Promise<void>;
+  /**
+   * The same, on the calling thread, at a known location: reads the state once (process_vm_readv)
+   * and writes the new slot through /proc/PID/mem. ESRCH when the state there is not the one located.
+   * For a table with keepMask or absoluteMask, returns every clock's skew (ns) right after the
+   * change (what only the target knows); otherwise undefined.
+   */
+  updateSync?(pid: number, location: NativeBlobLocation, table: NativeClockTable): bigint[] | undefined;
+  /** Finds the skew installed in `pid` (for a handle that did not install it). ESRCH when there is none. */
+  locate?(pid: number): NativeBlobLocation;
   restore(pid: number): Promise<NativeRestoreResult>;
   restoreSync(pid: number): NativeRestoreResult;
   inspect(pid: number): Promise<NativeStatus | null>;

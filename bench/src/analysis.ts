@@ -137,10 +137,10 @@ export function explain(v: Verdict, results: Results): Explanation {
         title: 'update() ≤ 50 µs',
         byHowMuch: `${v.margin}.`,
         why:
-          `update() re-locates and re-reads the whole target every time. Decomposition (1-thread target, medians of 1,500 calls each): the empty thread-pool round trip ${F.update.pool} µs; native inspect() — /proc/PID/stat, /proc/PID/maps, process_vm_readv of the vDSO, ELF parse, no writes — ${F.update.inspect} µs; native update() ${F.update.nativeUpdate} µs (so the four pwrite()s are ~11 µs); handle.update() ${F.update.handleUpdate} µs (the JavaScript layer adds ~28 µs). ` +
-          `The /proc reads grow with the target: /proc/PID/stat ${F.update.stat} µs and /proc/PID/maps ${F.update.maps} µs for a small process, ${F.update.stat1000} µs and ${F.update.maps1000} µs for a 1,000-thread one (section 3 shows update() at ~1 ms there). And it runs on a thread-pool thread at nice 0: beside 100 threads spinning in the same session it waits for the CPU (tens of ms in section 2), while in their own session it does not.`,
+          'update() runs synchronously on the JavaScript thread at the location the install reported: one process_vm_readv of the state (~2 µs), open + close of /proc/PID/mem (~7 µs), and two pwrite()s (four when the set of clocks changes), ~15–20 µs of system calls when the machine is quiet; the JavaScript layer adds ~2 µs. ' +
+          `A miss means the calling thread waited for the CPU (the bench's load), or the target is large: the writes take the target's mmap lock for reading. (Before this path, update() re-located and re-read the whole target each time on the thread pool: round trip ${F.update.pool} µs, native update ${F.update.nativeUpdate} µs.)`,
         close:
-          `Locate the blob once and keep it: the vDSO base from the install (or from /proc/PID/auxv, AT_SYSINFO_EHDR: ${F.update.auxv} µs whatever the process size); per update, one process_vm_readv of the header and control word (~${F.update.vmReadv} µs) to check the blob is still ours (magic, installer pid, layout), then the four pwrite()s: ~15 µs of system calls. None of it can block on the target, so run it synchronously on the calling thread and return a settled promise: the ~${F.update.pool} µs thread-pool hop disappears too.`,
+          'Keep one /proc/PID/mem descriptor per handle (closed on restore) to save the open and close, ~7 µs.',
       };
     default:
       if (v.id.startsWith('scale-helper')) {
@@ -149,10 +149,10 @@ export function explain(v: Verdict, results: Results): Explanation {
           title: 'Scale through the helper (targets that are children of the caller)',
           byHowMuch: `${v.margin}.`,
           why:
-            'Every operation on a child forks a helper process from the Node process (page tables of a large process, then exit), and the helpers are serialized (one at a time since 2d937af, to avoid the pipe-inheritance deadlock found during this work: concurrently forked helpers inherited each other\'s "go" pipe and waited forever for EOF). So "concurrent" is sequential here, and each operation pays a fork.' +
+            'Operations on children go through the engine\'s helper process: one per Node process, forked on first use, serving one operation at a time over a socketpair (an acknowledgement and a result per operation). So "concurrent" is sequential there: each operation is the in-process cost plus two round trips to the helper.' +
             ((results.scale ?? []).some((s) => s.stalls.length) ? ' In this run, operations also hung (see "stalls" in results.json).' : ''),
           close:
-            'Fork one long-lived helper per Node process (lazily, on the first child target) and send it operations over a socketpair; it can serve them on several threads. Or fork with vfork/clone(CLONE_VM) from a tiny static trampoline. Either removes the per-operation fork.',
+            'Let the helper serve operations on several threads (each tracing its own target), or trace children from the calling process where libuv cannot see the stops (not possible for direct children).',
         };
       }
       if (v.id.startsWith('scale-')) {

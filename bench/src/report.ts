@@ -185,7 +185,7 @@ function pauseSection(results: Results, lines: string[]): void {
     '',
     'How long the target is stopped, as the engine reports it: **pause** = first thread stopped → last thread released; **longest thread** = the longest any one thread was stopped (from the moment it was interrupted). Medians over repetitions of skew → updates → restore on one target. **Call** = the whole call as the caller awaits it (checks, stop, patch, release, promise). *Moved* = threads found inside rewritten bytes (median per operation). *Switches/thread* = voluntary context switches per sampled target thread caused by the operation (a ptrace stop costs at least one). Targets: `bench/victim.c threads N sleep|spin` (N threads in all; spinning ones loop on clock_gettime).',
     '',
-    `Placement: *helper* = the target is a child of the bench, so the engine forks a helper process per operation; *in-process* = not a child, the engine runs on a libuv worker thread. *Same session* vs *own session*: with \`CONFIG_SCHED_AUTOGROUP\` (enabled here: ${results.environment.autogroup ?? 'unknown'}), a target in its own session competes for the CPU as one group, like a server in another session or cgroup; in the same session each of its spinning threads competes with the injector on its own.`,
+    `Placement: *helper* = the target is a child of the bench, so the engine runs install and restore in its helper process (one per Node process, forked on first use); *in-process* = not a child, the engine runs on a libuv worker thread. *Same session* vs *own session*: with \`CONFIG_SCHED_AUTOGROUP\` (enabled here: ${results.environment.autogroup ?? 'unknown'}), a target in its own session competes for the CPU as one group, like a server in another session or cgroup; in the same session each of its spinning threads competes with the injector on its own.`,
     '',
   );
   const rows: string[][] = [];
@@ -285,7 +285,7 @@ function scaleSection(results: Results, lines: string[]): void {
       ['Targets', 'Mode', `Skew all`, 'Restore all', 'Per process (skew + restore)', 'Engine pause per skew'],
       sc.flatMap((s) =>
         (['sequential', 'concurrent'] as const).map((mode) => [
-          s.path === 'helper' ? 'children (helper per operation)' : 'not children (in-process)',
+          s.path === 'helper' ? 'children (through the helper process)' : 'not children (in-process)',
           mode,
           `**${fmtNs(s.summary[mode].skewNs.median)}**`,
           `**${fmtNs(s.summary[mode].restoreNs.median)}**`,

@@ -1,7 +1,7 @@
 // 4. Scale. 1,000 idle processes are skewed, then restored: one after the other (each awaited),
 // and all at once (Promise.all; the engine then runs as many at a time as libuv's thread pool has
 // threads). Done for targets that are not our children (in-process engine) and for our own
-// children (one forked helper per operation).
+// children (through the engine's helper process, forked once and kept).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { restoreClock } from '../../dist/index';
