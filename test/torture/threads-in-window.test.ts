@@ -8,7 +8,7 @@
 //  - 0 crashes (the victim answers after every 1,000 cycles and at the end), 0 wrong values;
 //  - every install succeeds, and every restore removes everything (restored, no code retained),
 //    so the target's vDSO is byte-identical to a fresh process's at the end;
-// and reported: how many times a thread was found inside rewritten bytes and moved or stepped out.
+// and reported: how many times a thread was found inside rewritten bytes and moved, or inside the hook and waited for.
 //
 // Scale: with 100 spinning threads on 2 cores nearly every restore finds threads inside a clock
 // call through the hook, and waits until each has had the CPU again (the scheduler serves 100
