@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/elf_image.cc",
         "native/frame_table.cc",
+        "native/image_cache.cc",
         "native/status.cc",
         "native/blob_layout.cc",
         "native/proc.cc",

@@ -13,6 +13,7 @@
 #include "arch.h"
 #include "elf_image.h"
 #include "frame_table.h"
+#include "image_cache.h"
 #include "proc.h"
 #include "stop_world.h"
 #include "target_memory.h"
@@ -144,6 +145,41 @@ bool anyEntryPatched(const Target& target) {
   return false;
 }
 
+// The image as it was before any timeskew patch: entries' original bytes put back, blob area
+// zero. The key under which plans and unwind tables are cached.
+bool pristineCopy(const Target& target, std::vector<uint8_t>& pristine, VdsoImage& image) {
+  pristine = target.bytes;
+  if (target.hasBlob) {
+    for (const PatchedEntry& entry : target.header.entries) {
+      if (entry.patchOffset != 0 && entry.patchOffset + 5u <= target.blobOffset) {
+        std::memcpy(pristine.data() + entry.patchOffset, entry.original, 5);
+      }
+    }
+    std::memset(pristine.data() + target.blobOffset, 0, target.header.blobSize);
+  }
+  std::string error;
+  bool wrongClass = false;
+  return image.parse(pristine.data(), pristine.size(), error, wrongClass);
+}
+
+// Plans and unwind tables are made before the target is stopped (they are cached by image), so
+// that inside the stop they cost a lookup. Failures are found again, and reported, once stopped.
+void prepareOutsideStop(pid_t pid, pid_t memoryPid, const AddressRange& vdso, bool forInstall,
+                        bool forceSyscall) {
+  Target early;
+  if (!readTarget(pid, memoryPid, vdso, early).ok) return;
+  std::vector<uint8_t> pristine;
+  VdsoImage image;
+  if (!pristineCopy(early, pristine, image)) return;
+  if (early.hasBlob) frameTableFor(image);
+#if defined(__x86_64__)
+  if (forInstall) hookPlanFor(image, forceSyscall);
+#else
+  (void)forInstall;
+  (void)forceSyscall;
+#endif
+}
+
 // Threads that ran our code when they were stopped, and how much CPU each had had: they are let
 // run until each has had more, which takes any of them out of a call through a fake.
 struct Waiter {
@@ -212,15 +248,12 @@ bool blobCodeIsOurs(const Target& target) {
 // Every thread whose execution depends on the blob: running it, called from it, or interrupted
 // by a signal in either place.
 std::vector<pid_t> threadsInFlight(StoppedProcess& world, const Target& target) {
-  FrameTable frames;
-  std::string error;
-  const bool haveFrames =
-      frames.parse(target.image, arch::kDwarfFramePointer, arch::kDwarfReturnAddress, error);
+  const std::shared_ptr<const FrameTable> frames = frameTableFor(target.image);
   arch::FlightView view;
   view.memoryPid = target.memoryPid;
   view.vdso = target.vdso;
   view.blob = target.blobRange();
-  view.frames = haveFrames ? &frames : nullptr;
+  view.frames = frames.get();
   std::vector<pid_t> inFlight;
   std::vector<arch::CodePosition> positions;
   for (const StoppedThread& thread : world.threads()) {
@@ -353,24 +386,12 @@ bool clearPatchWindows(StoppedProcess& world, const Target& target, const arch::
   return stuck.empty();
 }
 
-// The plan for the image as it was before any timeskew patch: entries' original bytes put back,
-// blob area zero.
-bool planPristine(const Target& target, bool forceSyscall, std::vector<uint8_t>& pristine,
-                  VdsoImage& image, arch::HookPlan& plan) {
-  pristine = target.bytes;
-  if (target.hasBlob) {
-    for (const PatchedEntry& entry : target.header.entries) {
-      if (entry.patchOffset != 0 && entry.patchOffset + 5u <= target.blobOffset) {
-        std::memcpy(pristine.data() + entry.patchOffset, entry.original, 5);
-      }
-    }
-    std::memset(pristine.data() + target.blobOffset, 0, target.header.blobSize);
-  }
-  std::string error;
-  bool wrongClass = false;
-  if (!image.parse(pristine.data(), pristine.size(), error, wrongClass)) return false;
-  plan = arch::planHooks(image, forceSyscall);
-  return true;
+// The plan for the image as it was before any timeskew patch. Null when it cannot be parsed.
+std::shared_ptr<const arch::HookPlan> planPristine(const Target& target, bool forceSyscall,
+                                                   std::vector<uint8_t>& pristine) {
+  VdsoImage image;
+  if (!pristineCopy(target, pristine, image)) return nullptr;
+  return hookPlanFor(image, forceSyscall);
 }
 
 // The blob in the target has exactly the code and entries `fresh` would have: a new skew can be
@@ -425,6 +446,7 @@ InstallResult installSkew(const InstallRequest& request) {
   pid_t memoryPid = 0;
   result.status = checkTarget(pid, vdso, memoryPid);
   if (!result.status.ok) return result;
+  prepareOutsideStop(pid, memoryPid, vdso, true, request.forceSyscall);
   const uint64_t deadline = monotonicNowNs() + kDrainBudgetNs;
   // The entry windows of the skew being replaced, to put back if it cannot be replaced.
   std::vector<std::pair<uint64_t, std::vector<uint8_t>>> replacedEntries;
@@ -444,14 +466,16 @@ InstallResult installSkew(const InstallRequest& request) {
       return result;
     }
     std::vector<uint8_t> pristine;
-    VdsoImage pristineImage;
-    arch::HookPlan plan;
-    if (!planPristine(target, request.forceSyscall, pristine, pristineImage, plan) || !plan.ok) {
+    const std::shared_ptr<const arch::HookPlan> planned =
+        planPristine(target, request.forceSyscall, pristine);
+    if (!planned || !planned->ok) {
       result.status = failure("ENOTSUP", 0, nullptr,
                               "please report this kernel's vDSO (see the README)",
-                              "cannot hook this vDSO: %s", plan.error.c_str());
+                              "cannot hook this vDSO: %s",
+                              planned ? planned->error.c_str() : "unparsable image");
       return result;
     }
+    const arch::HookPlan& plan = *planned;
     for (const arch::FunctionPlan& function : plan.functions) {
       const uint8_t first = pristine[function.patchOffset()];
       if (first == 0xe9 || first == 0xcc) {
@@ -569,6 +593,7 @@ RestoreResult restoreSkew(pid_t pid) {
   pid_t memoryPid = 0;
   result.status = checkTarget(pid, vdso, memoryPid);
   if (!result.status.ok) return result;
+  prepareOutsideStop(pid, memoryPid, vdso, false, false);
   const uint64_t deadline = monotonicNowNs() + kDrainBudgetNs;
   bool stalled = false;
   for (int attempt = 0;; ++attempt) {
