@@ -42,10 +42,19 @@ describe.each(x86Images)('planner on %s', (_name, image) => {
     expect(time.relocations).toBeGreaterThan(0);
   });
 
+  it('copies time() whole into its fake, so that the fake makes no call', () => {
+    const plan = binding.planImage(image, false);
+    const time = plan.functions.find((f) => f.name === 'time')!;
+    expect(time.inlineReason).toBeUndefined();
+    expect(time.inlined).toBe(true);
+    for (const fn of plan.functions.filter((f) => f.name !== 'time')) expect(fn.inlined).toBe(false);
+  });
+
   it('falls back to a syscall stub only when asked', () => {
     const plan = binding.planImage(image, true);
     expect(plan.ok).toBe(true);
     for (const fn of plan.functions) expect(fn.mode).toBe('syscall');
+    expect(plan.functions.find((f) => f.name === 'time')!.inlined).toBe(false);
   });
 });
 
