@@ -21,7 +21,7 @@
 // The code shared by every install starts here (it is what blobCodeIsOurs compares, trampolines
 // masked). Between the slots and it: time()'s fake entry and its inline region, which holds a
 // per-kernel copy of the original time() (see x86_64/payload.h, PayloadLayout::inlineOffset).
-#define TS_CODE_OFFSET 452
+#define TS_CODE_OFFSET 449
 #define TS_TRAMPOLINE_SIZE 20
 
 namespace timeskew {

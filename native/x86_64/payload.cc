@@ -31,6 +31,17 @@ __asm__(
     "  cmovneq %\\scratch, %r8\n"
     ".endm\n"
 
+    // The common case inline: no rate and a base of whole seconds (an offset like -10m) adds to
+    // the seconds only, so the sub-second word the original stored is left alone. Anything
+    // else goes to .Lslow (%ecx = units per second), which comes back to .Lslow_done_*.
+    ".macro TS_ADD_WHOLE_SECONDS\n"
+    "  movq %rsi, %rdx\n"
+    "  orq %r10, %rdx\n"
+    "  jnz .Lslow\n"
+    "  addq %r9, (%rbx)\n"
+    ".endm\n"
+
+
     // time_t time(time_t *t /*rdi*/). First in the code, so that what differs per kernel sits
     // before TS_CODE_OFFSET. The real seconds come from the original time() copied whole into
     // .Lcopy_time by the planner (relocated, its `ret` falling through to .Lreturn_time): no call,
@@ -83,10 +94,8 @@ __asm__(
     ".Ltramp_time: .skip " TS_STR(TS_TRAMPOLINE_SIZE) "\n"
 
     // int clock_gettime(clockid_t id /*edi*/, struct timespec *ts /*rsi*/)
-    // Each trampoline sits just before its fake, in reach of a short jump.
-
-    // int clock_gettime(clockid_t id /*edi*/, struct timespec *ts /*rsi*/)
-    // Each trampoline sits just before its fake, in reach of a short jump.
+    // Each trampoline sits just before its fake, in reach of a short jump. %rbx keeps the
+    // caller's struct and %r12 the other argument across the call, %r13 the control word.
     ".Ltramp_clock_gettime: .skip " TS_STR(TS_TRAMPOLINE_SIZE) "\n"
     ".Lfake_clock_gettime:\n"
     "  cmpl $" TS_STR(TS_CLOCK_COUNT) ", %edi\n"  // unsigned: dynamic (negative) ids pass too
@@ -97,9 +106,11 @@ __asm__(
     "  pushq %rbx\n"
     "  pushq %r12\n"
     "  pushq %r13\n"  // three pushes keep the ABI's 16-byte alignment at the call
-    "  movl %edi, %ebx\n"
-    "  movq %rsi, %r12\n"
+    "  movq %rsi, %rbx\n"
+    "  movl %edi, %r12d\n"
     "0:\n"
+    "  movl %r12d, %edi\n"
+    "  movq %rbx, %rsi\n"
     "  movq .Lcontrol(%rip), %r13\n"
     "  call .Ltramp_clock_gettime\n"
     ".Lreturn_clock_gettime:\n"
@@ -108,36 +119,21 @@ __asm__(
     "  TS_SELECT_SLOT r13b, rcx\n"
     "  movl " TS_STR(TS_SLOT_MASK) "(%r8), %r11d\n"
     "  movq " TS_STR(TS_SLOT_RATE) "(%r8), %rsi\n"
-    "  movq " TS_STR(TS_SLOT_SEC) "(%r8,%rbx,8), %r9\n"
-    "  movl " TS_STR(TS_SLOT_NSEC) "(%r8,%rbx,4), %r10d\n"
+    "  movq " TS_STR(TS_SLOT_SEC) "(%r8,%r12,8), %r9\n"
+    "  movl " TS_STR(TS_SLOT_NSEC) "(%r8,%r12,4), %r10d\n"
     "  cmpq .Lcontrol(%rip), %r13\n"
-    "  jne 1f\n"
-    "  btl %ebx, %r11d\n"
+    "  jne 0b\n"  // the table changed under us: read the clock again
+    "  btl %r12d, %r11d\n"
     "  jnc 9f\n"  // deselected meanwhile: the real time is a correct answer
-    "  testq %rsi, %rsi\n"
-    "  jnz 2f\n"
-    "3:\n"
-    "  addq 8(%r12), %r10\n"  // below 2e9: one carry at most, without a branch
-    "  leaq -1000000000(%r10), %rdx\n"
-    "  cmpq $1000000000, %r10\n"
-    "  cmovaeq %rdx, %r10\n"
-    "  sbbq $-1, %r9\n"
-    "  addq %r9, (%r12)\n"
-    "  movq %r10, 8(%r12)\n"
+    "  movl $1000000000, %ecx\n"
+    "  TS_ADD_WHOLE_SECONDS\n"
     "9:\n"  // %eax is the original's return value on every path here
+    ".Lslow_done_clock_gettime:\n"
     "  popq %r13\n"
     "  popq %r12\n"
     "  popq %rbx\n"
     ".Lexit_clock_gettime:\n"
     "  ret\n"
-    "1:\n"  // the table changed under us: read the clock again
-    "  movl %ebx, %edi\n"
-    "  movq %r12, %rsi\n"
-    "  jmp 0b\n"
-    "2:\n"
-    "  movl $1000000000, %ecx\n"
-    "  jmp .Ldrift\n"
-    ".Ldrift_done_clock_gettime = 3b\n"
 
     // int gettimeofday(struct timeval *tv /*rdi*/, struct timezone *tz /*rsi*/)
     ".Ltramp_gettimeofday: .skip " TS_STR(TS_TRAMPOLINE_SIZE) "\n"
@@ -149,9 +145,11 @@ __asm__(
     "  pushq %rbx\n"
     "  pushq %r12\n"
     "  pushq %r13\n"
-    "  movq %rdi, %r12\n"
-    "  movq %rsi, %rbx\n"
+    "  movq %rdi, %rbx\n"
+    "  movq %rsi, %r12\n"
     "0:\n"
+    "  movq %rbx, %rdi\n"
+    "  movq %r12, %rsi\n"
     "  movq .Lcontrol(%rip), %r13\n"
     "  call .Ltramp_gettimeofday\n"
     ".Lreturn_gettimeofday:\n"
@@ -163,41 +161,30 @@ __asm__(
     "  movq " TS_STR(TS_SLOT_SEC) "(%r8), %r9\n"
     "  movl " TS_STR(TS_SLOT_USEC) "(%r8), %r10d\n"
     "  cmpq .Lcontrol(%rip), %r13\n"
-    "  jne 1f\n"
+    "  jne 0b\n"
     "  testb $1, %r11b\n"
     "  jz 9f\n"
-    "  testq %rsi, %rsi\n"
-    "  jnz 2f\n"
-    "3:\n"
-    "  addq 8(%r12), %r10\n"
-    "  leaq -1000000(%r10), %rdx\n"
-    "  cmpq $1000000, %r10\n"
-    "  cmovaeq %rdx, %r10\n"
-    "  sbbq $-1, %r9\n"
-    "  addq %r9, (%r12)\n"
-    "  movq %r10, 8(%r12)\n"
+    "  movl $1000000, %ecx\n"
+    "  TS_ADD_WHOLE_SECONDS\n"
     "9:\n"
+    ".Lslow_done_gettimeofday:\n"
     "  popq %r13\n"
     "  popq %r12\n"
     "  popq %rbx\n"
     ".Lexit_gettimeofday:\n"
     "  ret\n"
-    "1:\n"
-    "  movq %r12, %rdi\n"
-    "  movq %rbx, %rsi\n"
-    "  jmp 0b\n"
-    "2:\n"
-    "  movl $1000000, %ecx\n"
-    "  jmp .Ldrift\n"
-    ".Ldrift_done_gettimeofday = 3b\n"
 
-    // Drift, shared by clock_gettime and gettimeofday (%ecx units per second; %r12 the struct
-    // the original filled): base += floor(t * rate / 2^32), t the real reading in those units,
-    // split by %rcx (floor) and normalised once, so that adding the reading carries once at most.
-    ".Ldrift:\n"
-    "  movq (%r12), %rax\n"
+    // The rest, shared by clock_gettime and gettimeofday, out of line: %rcx = units per second
+    // (1e9 or 1e6), %rbx = the struct the original filled, %rsi = rate, %r9/%r10 = base.
+    ".Lslow:\n"
+    "  movl %ecx, %r8d\n"  // which fake to go back to
+    "  testq %rsi, %rsi\n"
+    "  jz 3f\n"
+    // Drift: base += floor(t * rate / 2^32), t the real reading in those units, split by %rcx
+    // (floor) and normalised once, so that adding the reading below carries once at most.
+    "  movq (%rbx), %rax\n"
     "  imulq %rcx, %rax\n"
-    "  addq 8(%r12), %rax\n"
+    "  addq 8(%rbx), %rax\n"
     "  imulq %rsi\n"
     "  shrdq $32, %rdx, %rax\n"
     "  cqto\n"
@@ -215,12 +202,33 @@ __asm__(
     "  incq %r9\n"
     "2:\n"
     "  xorl %eax, %eax\n"  // the return value, used as scratch above
-    "  cmpl $1000000, %ecx\n"
-    "  je .Ldrift_done_gettimeofday\n"
-    "  jmp .Ldrift_done_clock_gettime\n"
+    "3:\n"
+    // Adds the base (%r10 in [0, %rcx)) to the reading: the original stored it a moment ago, so
+    // each load waits for store forwarding (and the next call of a loop, at its rdtscp, for our
+    // stores): the work after the loads is kept short. The carry test compares the reading
+    // itself with units - %r10 (precomputed), both candidate sums are formed at once and one is
+    // picked, and the seconds take the carry with one sbb: each store is two operations after
+    // its load, with no branch that a random sub-second base would make unpredictable.
+    "  movq %r10, %rdx\n"
+    "  subq %rcx, %rdx\n"   // base - units
+    "  subl %r10d, %ecx\n"  // the reading's sub-units from which a carry happens
+    "  notq %r9\n"          // -(base + 1), for the sbb
+    "  movq 8(%rbx), %rdi\n"
+    "  movq (%rbx), %rsi\n"
+    "  leaq (%rdi,%r10), %r11\n"  // no carry
+    "  leaq (%rdi,%rdx), %rdx\n"  // carry
+    "  cmpq %rcx, %rdi\n"         // CF: no carry
+    "  cmovbq %r11, %rdx\n"
+    "  sbbq %r9, %rsi\n"          // + base + 1 - CF
+    "  movq %rsi, (%rbx)\n"
+    "  movq %rdx, 8(%rbx)\n"
+    "  cmpl $1000000, %r8d\n"
+    "  je .Lslow_done_gettimeofday\n"
+    "  jmp .Lslow_done_clock_gettime\n"
     ".Lpayload_end:\n"
 
     ".purgem TS_SELECT_SLOT\n"
+    ".purgem TS_ADD_WHOLE_SECONDS\n"
     ".balign 4\n"
     ".globl timeskew_x64_payload_offsets\n"
     ".hidden timeskew_x64_payload_offsets\n"
