@@ -109,8 +109,6 @@ __asm__(
     "  movq %rsi, %rbx\n"
     "  movl %edi, %r12d\n"
     "0:\n"
-    "  movl %r12d, %edi\n"
-    "  movq %rbx, %rsi\n"
     "  movq .Lcontrol(%rip), %r13\n"
     "  call .Ltramp_clock_gettime\n"
     ".Lreturn_clock_gettime:\n"
@@ -122,7 +120,7 @@ __asm__(
     "  movq " TS_STR(TS_SLOT_SEC) "(%r8,%r12,8), %r9\n"
     "  movl " TS_STR(TS_SLOT_NSEC) "(%r8,%r12,4), %r10d\n"
     "  cmpq .Lcontrol(%rip), %r13\n"
-    "  jne 0b\n"  // the table changed under us: read the clock again
+    "  jne 1f\n"
     "  btl %r12d, %r11d\n"
     "  jnc 9f\n"  // deselected meanwhile: the real time is a correct answer
     "  movl $1000000000, %ecx\n"
@@ -134,6 +132,10 @@ __asm__(
     "  popq %rbx\n"
     ".Lexit_clock_gettime:\n"
     "  ret\n"
+    "1:\n"  // the table changed under us: read the clock again
+    "  movl %r12d, %edi\n"
+    "  movq %rbx, %rsi\n"
+    "  jmp 0b\n"
 
     // int gettimeofday(struct timeval *tv /*rdi*/, struct timezone *tz /*rsi*/)
     ".Ltramp_gettimeofday: .skip " TS_STR(TS_TRAMPOLINE_SIZE) "\n"
@@ -148,8 +150,6 @@ __asm__(
     "  movq %rdi, %rbx\n"
     "  movq %rsi, %r12\n"
     "0:\n"
-    "  movq %rbx, %rdi\n"
-    "  movq %r12, %rsi\n"
     "  movq .Lcontrol(%rip), %r13\n"
     "  call .Ltramp_gettimeofday\n"
     ".Lreturn_gettimeofday:\n"
@@ -161,7 +161,7 @@ __asm__(
     "  movq " TS_STR(TS_SLOT_SEC) "(%r8), %r9\n"
     "  movl " TS_STR(TS_SLOT_USEC) "(%r8), %r10d\n"
     "  cmpq .Lcontrol(%rip), %r13\n"
-    "  jne 0b\n"
+    "  jne 1f\n"
     "  testb $1, %r11b\n"
     "  jz 9f\n"
     "  movl $1000000, %ecx\n"
@@ -173,6 +173,10 @@ __asm__(
     "  popq %rbx\n"
     ".Lexit_gettimeofday:\n"
     "  ret\n"
+    "1:\n"
+    "  movq %rbx, %rdi\n"
+    "  movq %r12, %rsi\n"
+    "  jmp 0b\n"
 
     // The rest, shared by clock_gettime and gettimeofday, out of line: %rcx = units per second
     // (1e9 or 1e6), %rbx = the struct the original filled, %rsi = rate, %r9/%r10 = base.
