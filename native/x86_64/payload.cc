@@ -91,6 +91,7 @@ __asm__(
     "4:\n"
     "  movq %rax, (%rdi)\n"
     "  jmp .Lexit_time\n"
+    ".Ltail_end_time:\n"
     ".Ltramp_time: .skip " TS_STR(TS_TRAMPOLINE_SIZE) "\n"
 
     // int clock_gettime(clockid_t id /*edi*/, struct timespec *ts /*rsi*/)
@@ -136,6 +137,7 @@ __asm__(
     "  movl %r12d, %edi\n"
     "  movq %rbx, %rsi\n"
     "  jmp 0b\n"
+    ".Ltail_end_clock_gettime:\n"
 
     // int gettimeofday(struct timeval *tv /*rdi*/, struct timezone *tz /*rsi*/)
     ".Ltramp_gettimeofday: .skip " TS_STR(TS_TRAMPOLINE_SIZE) "\n"
@@ -254,10 +256,13 @@ __asm__(
     "  .long .Lexit_gettimeofday - timeskew_x64_payload_start\n"
     "  .long .Lexit_time - timeskew_x64_payload_start\n"
     "  .long .Lcopy_time - timeskew_x64_payload_start\n"
+    "  .long .Ltail_end_clock_gettime - timeskew_x64_payload_start\n"
+    "  .long .Lpayload_end - timeskew_x64_payload_start\n"  // gettimeofday's tail ends the code
+    "  .long .Ltail_end_time - timeskew_x64_payload_start\n"
     ".popsection\n");
 
 extern "C" const uint8_t timeskew_x64_payload_start[];
-extern "C" const uint32_t timeskew_x64_payload_offsets[17];
+extern "C" const uint32_t timeskew_x64_payload_offsets[20];
 
 namespace timeskew::x86_64 {
 
@@ -273,6 +278,7 @@ const PayloadLayout& payloadLayout() {
       result.returnOffset[i] = offsets[10 + i];
       result.exitOffset[i] = offsets[13 + i];
     }
+    for (int i = 0; i < kHookCount; ++i) result.tailEnd[i] = offsets[17 + i];
     result.inlineOffset[kTime] = offsets[16];
     result.inlineSize[kTime] = offsets[10 + kTime] - offsets[16];
     return result;
@@ -283,9 +289,24 @@ const PayloadLayout& payloadLayout() {
 // The C++ layout and the assembly must agree; checked once when the addon loads.
 bool payloadLayoutIsConsistent() {
   const uint32_t* offsets = timeskew_x64_payload_offsets;
-  return offsets[7] == TS_CONTROL_OFFSET && offsets[8] == TS_SLOTS_OFFSET &&
-         offsets[9] == TS_QUICK_MASK_OFFSET && offsets[12] == TS_CODE_OFFSET &&
-         offsets[4] >= TS_CODE_OFFSET && offsets[5] >= TS_CODE_OFFSET && offsets[6] >= TS_CODE_OFFSET;
+  if (!(offsets[7] == TS_CONTROL_OFFSET && offsets[8] == TS_SLOTS_OFFSET &&
+        offsets[9] == TS_QUICK_MASK_OFFSET && offsets[12] == TS_CODE_OFFSET)) {
+    return false;
+  }
+  const PayloadLayout& layout = payloadLayout();
+  for (int i = 0; i < kHookCount; ++i) {
+    // Per-kernel bytes (trampolines) lie in the compared code; the inline region before it.
+    if (layout.trampolineOffset[i] < TS_CODE_OFFSET) return false;
+    if (layout.inlineSize[i] != 0 &&
+        layout.inlineOffset[i] + layout.inlineSize[i] != layout.returnOffset[i]) {
+      return false;
+    }
+    if (!(layout.returnOffset[i] < layout.exitOffset[i] &&
+          layout.exitOffset[i] < layout.tailEnd[i] && layout.tailEnd[i] <= layout.size)) {
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace timeskew::x86_64

@@ -32,6 +32,15 @@ struct PayloadLayout {
   // part of the code compared by blobCodeIsOurs); it ends exactly at returnOffset.
   uint32_t inlineOffset[kHookCount];
   uint32_t inlineSize[kHookCount];
+  // Added in layout 4. Each fake's out-of-line post-call code sits after its ret, in
+  // (exitOffset[i], tailEnd[i]), so that the common path runs straight from returnOffset to the
+  // ret: retry stubs (back to the fake's loop before its call or copy, registers still pushed),
+  // drift/carry blocks (back into [returnOffset[i], exitOffset[i])), time()'s store to *t (to
+  // exitOffset). A thread there has read the time and leaves through one of the exits, except
+  // on a retry, where it reads it again. clock_gettime and gettimeofday share one such block
+  // (the drift and sub-second carry), which lies in gettimeofday's tail and jumps back to the
+  // fake it came from.
+  uint32_t tailEnd[kHookCount];
 };
 
 const PayloadLayout& payloadLayout();
