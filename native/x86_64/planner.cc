@@ -331,7 +331,6 @@ bool inlineFunction(const VdsoImage& image, FunctionPlan& plan, uint64_t regionA
       done += n;
     }
   }
-  int relocations = 0;
   for (size_t i = 0; i < count; ++i) {
     const Insn& insn = insns[i];
     if (!insn.reachable || insn.length == 0) continue;
@@ -376,12 +375,10 @@ bool inlineFunction(const VdsoImage& image, FunctionPlan& plan, uint64_t regionA
         return false;
       }
       putInt32(code + d.ripDisplacementAt, displacement);
-      ++relocations;
     }
   }
   plan.inlineLength = static_cast<uint8_t>(size);
   plan.inlined = true;
-  (void)relocations;
   return true;
 }
 
