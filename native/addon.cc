@@ -373,6 +373,11 @@ Napi::Value PlanImage(const Napi::CallbackInfo& info) {
     entry.Set("mode", function.mode == kSyscall ? "syscall" : "trampoline");
     if (!function.reason.empty()) entry.Set("reason", function.reason);
     entry.Set("relocations", function.relocations);
+    entry.Set("inlined", function.inlined);
+    if (!function.inlineReason.empty()) entry.Set("inlineReason", function.inlineReason);
+    if (function.inlined) {
+      entry.Set("inlineCode", Napi::Buffer<uint8_t>::Copy(env, function.inlineCode, function.inlineLength));
+    }
     entry.Set("trampoline", Napi::Buffer<uint8_t>::Copy(env, function.trampoline, function.trampolineLength));
     functions.Set(static_cast<uint32_t>(i), entry);
   }

@@ -18,13 +18,16 @@
 #define TS_SLOT_RATE 8
 #define TS_SLOT_SEC 16
 #define TS_SLOT_NSEC 112
-#define TS_CODE_OFFSET 400
+// The code shared by every install starts here (it is what blobCodeIsOurs compares, trampolines
+// masked). Between the slots and it: time()'s fake entry and its inline region, which holds a
+// per-kernel copy of the original time() (see x86_64/payload.h, PayloadLayout::inlineOffset).
+#define TS_CODE_OFFSET 449
 #define TS_TRAMPOLINE_SIZE 20
 
 namespace timeskew {
 
 constexpr char kBlobMagic[8] = {'T', 'I', 'M', 'E', 'S', 'K', 'E', 'W'};
-constexpr uint32_t kLayoutVersion = 3;
+constexpr uint32_t kLayoutVersion = 4;  // 4: time() inlined, code from TS_CODE_OFFSET 452
 constexpr int kClockCount = TS_CLOCK_COUNT;
 
 enum HookedFunction : uint8_t { kClockGettime = 0, kGettimeofday = 1, kTime = 2, kHookCount = 3 };

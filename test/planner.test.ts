@@ -42,10 +42,56 @@ describe.each(x86Images)('planner on %s', (_name, image) => {
     expect(time.relocations).toBeGreaterThan(0);
   });
 
+  it('copies time() whole into its fake, so that the fake makes no call', () => {
+    const plan = binding.planImage(image, false);
+    const time = plan.functions.find((f) => f.name === 'time')!;
+    expect(time.inlineReason).toBeUndefined();
+    expect(time.inlined).toBe(true);
+    for (const fn of plan.functions.filter((f) => f.name !== 'time')) expect(fn.inlined).toBe(false);
+  });
+
   it('falls back to a syscall stub only when asked', () => {
     const plan = binding.planImage(image, true);
     expect(plan.ok).toBe(true);
     for (const fn of plan.functions) expect(fn.mode).toBe('syscall');
+    expect(plan.functions.find((f) => f.name === 'time')!.inlined).toBe(false);
+  });
+});
+
+describe('copying time() whole', () => {
+  // The live image with time()'s code (after its landing pad) replaced by the given bytes.
+  function withTime(code: number[]): Buffer {
+    const image = Buffer.from(readVdso('self'));
+    const time = binding.planImage(image, false).functions.find((f) => f.name === 'time')!;
+    Buffer.from(code).copy(image, time.offset + time.patchOffset);
+    return image;
+  }
+  const time = (image: Buffer) => binding.planImage(image, false).functions.find((f) => f.name === 'time')!;
+
+  it('turns a ret in the middle into a jump to the end of the region, and drops the last one', () => {
+    // xor %rax,%rax; test %rdi,%rdi; je +1; ret; ret
+    const fn = time(withTime([0x48, 0x31, 0xc0, 0x48, 0x85, 0xff, 0x74, 0x01, 0xc3, 0xc3]));
+    expect(fn.inlineReason).toBeUndefined();
+    expect(fn.inlined).toBe(true);
+    const code = fn.inlineCode!;
+    // Right-aligned: 8 bytes of code plus a 2-byte jump to the region's end.
+    const tail = code.subarray(code.length - 10);
+    expect([...tail]).toEqual([0x48, 0x31, 0xc0, 0x48, 0x85, 0xff, 0x74, 0x02, 0xeb, 0x00]);
+  });
+
+  it('keeps the call to the trampoline when the function calls out', () => {
+    // xor %rax,%rax; test %rdi,%rdi; call +0; ret
+    const fn = time(withTime([0x48, 0x31, 0xc0, 0x48, 0x85, 0xff, 0xe8, 0, 0, 0, 0, 0xc3]));
+    expect(fn.mode).toBe('trampoline');
+    expect(fn.inlined).toBe(false);
+    expect(fn.inlineReason).toMatch(/calls/);
+  });
+
+  it('keeps the call to the trampoline when a branch leaves the function', () => {
+    // xor %rax,%rax; test %rdi,%rdi; je -0x40 (before the function)
+    const fn = time(withTime([0x48, 0x31, 0xc0, 0x48, 0x85, 0xff, 0x74, 0xc0, 0xc3]));
+    expect(fn.inlined).toBe(false);
+    expect(fn.inlineReason).toMatch(/leaves/);
   });
 });
 

@@ -102,6 +102,12 @@ export interface NativePlanReport {
     reason?: string;
     /** Number of RIP-relative operands and relative branches that were re-targeted. */
     relocations: number;
+    /** time(): whether the whole original function was copied into the fake (no call). */
+    inlined: boolean;
+    /** Why it was not, when the fake has an inline region. */
+    inlineReason?: string;
+    /** The copied code, as written into the inline region. */
+    inlineCode?: Buffer;
   }>;
 }
 

@@ -28,6 +28,9 @@ std::vector<uint8_t> buildBlob(const HookPlan& plan, const ClockTable& table, pi
                 sizeof entry.original);
     std::memcpy(blob.data() + payload.trampolineOffset[i], function.trampoline,
                 function.trampolineLength);
+    if (function.inlined && function.inlineLength == payload.inlineSize[i]) {
+      std::memcpy(blob.data() + payload.inlineOffset[i], function.inlineCode, function.inlineLength);
+    }
   }
   header.quickMask = table.mask;
   std::memcpy(blob.data(), &header, sizeof header);

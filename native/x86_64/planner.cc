@@ -3,6 +3,7 @@
 
 #include <sys/syscall.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "x86_64/decoder.h"
@@ -157,6 +158,230 @@ bool relocate(const VdsoImage& image, FunctionPlan& plan, uint64_t trampolineAt,
   return true;
 }
 
+// Copies the whole function (from the patch point) into a region of `size` bytes at `regionAt`
+// (the image's address space), right-aligned so that its final `ret` can simply be dropped: the
+// code then falls through to whatever follows the region. Other `ret`s become jumps to the
+// region's end. Only code that provably stays inside itself is copied: every reachable
+// instruction decodes, every branch lands on an instruction of the function, and nothing calls,
+// jumps indirectly, loops with rcx or makes a syscall. RIP-relative operands are re-targeted.
+bool inlineFunction(const VdsoImage& image, FunctionPlan& plan, uint64_t regionAt, size_t size,
+                    std::string& reason) {
+  struct Insn {
+    uint64_t at;
+    Instruction decoded;
+    bool reachable;
+    uint64_t target;  // relative branches
+    uint8_t length;   // emitted
+    size_t offset;    // emitted, from the copy's start
+  };
+  constexpr size_t kMaxInstructions = 64;
+  const uint8_t* bytes = image.bytes();
+  const uint64_t start = plan.patchOffset();
+  const uint64_t end = plan.functionOffset + plan.functionSize;
+  if (size > sizeof plan.inlineCode) {
+    reason = "inline region too large";
+    return false;
+  }
+  Insn insns[kMaxInstructions];
+  size_t count = 0;
+  for (uint64_t at = start; at < end;) {
+    if (count == kMaxInstructions) {
+      reason = "the function is too long to copy";
+      return false;
+    }
+    Insn& insn = insns[count++];
+    insn = Insn{};
+    insn.at = at;
+    if (!decodeInstruction(bytes + at, end - at, insn.decoded)) {
+      // Undecodable bytes may only follow the code (padding): checked below, once reachability
+      // is known.
+      --count;
+      break;
+    }
+    at += insn.decoded.length;
+  }
+  auto indexOf = [&](uint64_t address) -> int {
+    for (size_t i = 0; i < count; ++i) {
+      if (insns[i].at == address) return static_cast<int>(i);
+    }
+    return -1;
+  };
+  // Reachability from the patch point.
+  size_t work[kMaxInstructions];
+  size_t pending = 0;
+  if (count == 0) {
+    reason = "cannot decode the function";
+    return false;
+  }
+  insns[0].reachable = true;
+  work[pending++] = 0;
+  while (pending > 0) {
+    const size_t i = work[--pending];
+    Insn& insn = insns[i];
+    const Instruction& d = insn.decoded;
+    if (d.syscall || d.flow == Flow::kCall || d.flow == Flow::kIndirect || d.flow == Flow::kLoop ||
+        d.flow == Flow::kStop) {
+      reason = "the function calls, jumps indirectly, loops or stops";
+      return false;
+    }
+    if (d.flow == Flow::kReturn && bytes[insn.at + d.opcodeAt] != 0xc3) {
+      reason = "ret imm16";
+      return false;
+    }
+    auto mark = [&](uint64_t address) -> bool {
+      const int j = indexOf(address);
+      if (j < 0) return false;
+      if (!insns[j].reachable) {
+        insns[j].reachable = true;
+        work[pending++] = static_cast<size_t>(j);
+      }
+      return true;
+    };
+    if (d.relativeSize != 0) {
+      insn.target = branchTarget(bytes + insn.at, d, insn.at);
+      if (!mark(insn.target)) {
+        reason = "a branch leaves the copied code";
+        return false;
+      }
+    }
+    if (d.flow == Flow::kSequential || d.flow == Flow::kConditional) {
+      if (!mark(insn.at + d.length)) {
+        reason = "the function runs past its end";
+        return false;
+      }
+    }
+  }
+  // The last reachable instruction, in address order: its `ret` (if it is one) is dropped.
+  int last = -1;
+  for (size_t i = 0; i < count; ++i) {
+    if (insns[i].reachable) last = static_cast<int>(i);
+  }
+  // Layout: branches keep their size unless their target moved out of reach; iterate until
+  // nothing grows (sizes only grow, so this ends).
+  for (size_t i = 0; i < count; ++i) {
+    const Instruction& d = insns[i].decoded;
+    if (!insns[i].reachable) continue;
+    if (d.flow == Flow::kReturn) {
+      insns[i].length = static_cast<int>(i) == last ? 0 : 2;
+    } else if (d.relativeSize != 0 && d.opcodeAt != 0) {
+      reason = "a prefixed branch";
+      return false;
+    } else {
+      insns[i].length = d.length;
+    }
+  }
+  size_t total = 0;
+  for (int round = 0;; ++round) {
+    total = 0;
+    for (size_t i = 0; i < count; ++i) {
+      if (!insns[i].reachable) continue;
+      insns[i].offset = total;
+      total += insns[i].length;
+    }
+    if (total > size) {
+      reason = "the function does not fit the inline region (" + std::to_string(total) + " > " +
+               std::to_string(size) + " bytes)";
+      return false;
+    }
+    const size_t pad = size - total;
+    bool grew = false;
+    for (size_t i = 0; i < count; ++i) {
+      Insn& insn = insns[i];
+      if (!insn.reachable || insn.length == 0) continue;
+      const bool isReturn = insn.decoded.flow == Flow::kReturn;
+      if (!isReturn && insn.decoded.relativeSize == 0) continue;
+      if (insn.length >= 5) continue;  // already rel32
+      const int64_t from = static_cast<int64_t>(pad + insn.offset + insn.length);
+      const int64_t to = isReturn ? static_cast<int64_t>(size)
+                                  : static_cast<int64_t>(pad + insns[indexOf(insn.target)].offset);
+      if (to - from < -128 || to - from > 127) {
+        const bool jump = isReturn || insn.decoded.flow == Flow::kJump;
+        insn.length = jump ? 5 : 6;
+        grew = true;
+      }
+    }
+    if (!grew) break;
+    if (round > 8) {
+      reason = "branch layout does not settle";
+      return false;
+    }
+  }
+  const size_t pad = size - total;
+  uint8_t* out = plan.inlineCode;
+  // Padding in front: long NOPs, or a short jump over it.
+  static const uint8_t kNops[9][9] = {
+      {0x90},
+      {0x66, 0x90},
+      {0x0f, 0x1f, 0x00},
+      {0x0f, 0x1f, 0x40, 0x00},
+      {0x0f, 0x1f, 0x44, 0x00, 0x00},
+      {0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00},
+      {0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00},
+      {0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00},
+      {0x66, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00},
+  };
+  if (pad > 18) {
+    out[0] = 0xeb;
+    out[1] = static_cast<uint8_t>(pad - 2);
+    std::memset(out + 2, 0xcc, pad - 2);
+  } else {
+    for (size_t done = 0; done < pad;) {
+      const size_t n = std::min<size_t>(9, pad - done);
+      std::memcpy(out + done, kNops[n - 1], n);
+      done += n;
+    }
+  }
+  for (size_t i = 0; i < count; ++i) {
+    const Insn& insn = insns[i];
+    if (!insn.reachable || insn.length == 0) continue;
+    uint8_t* code = out + pad + insn.offset;
+    const Instruction& d = insn.decoded;
+    const int64_t next = static_cast<int64_t>(pad + insn.offset + insn.length);
+    if (d.flow == Flow::kReturn) {
+      const int64_t displacement = static_cast<int64_t>(size) - next;
+      if (insn.length == 2) {
+        code[0] = 0xeb;
+        code[1] = static_cast<uint8_t>(static_cast<int8_t>(displacement));
+      } else {
+        code[0] = 0xe9;
+        putInt32(code + 1, displacement);
+      }
+      continue;
+    }
+    std::memcpy(code, bytes + insn.at, d.length);
+    if (d.relativeSize != 0) {
+      const int64_t displacement =
+          static_cast<int64_t>(pad + insns[indexOf(insn.target)].offset) - next;
+      const uint8_t opcode = bytes[insn.at];
+      if (insn.length == d.length && d.relativeSize == 1) {
+        code[d.relativeAt] = static_cast<uint8_t>(static_cast<int8_t>(displacement));
+      } else if (insn.length == d.length) {
+        putInt32(code + d.relativeAt, displacement);
+      } else if (d.flow == Flow::kJump) {  // eb -> e9
+        code[0] = 0xe9;
+        putInt32(code + 1, displacement);
+      } else {  // 7x -> 0f 8x
+        code[0] = 0x0f;
+        code[1] = static_cast<uint8_t>(0x80 | (opcode & 0x0f));
+        putInt32(code + 2, displacement);
+      }
+    } else if (d.ripDisplacementAt >= 0) {
+      int32_t old;
+      std::memcpy(&old, bytes + insn.at + d.ripDisplacementAt, sizeof old);
+      const int64_t target = static_cast<int64_t>(insn.at + d.length) + old;
+      const int64_t displacement = target - static_cast<int64_t>(regionAt + next);
+      if (!fitsInt32(displacement)) {
+        reason = "RIP-relative operand out of range";
+        return false;
+      }
+      putInt32(code + d.ripDisplacementAt, displacement);
+    }
+  }
+  plan.inlineLength = static_cast<uint8_t>(size);
+  plan.inlined = true;
+  return true;
+}
+
 void buildSyscallTrampoline(FunctionPlan& plan, long number) {
   // mov $number, %eax; syscall; ret — the arguments are already where the kernel wants them.
   const uint8_t stub[] = {0xb8, static_cast<uint8_t>(number), static_cast<uint8_t>(number >> 8), 0,
@@ -231,6 +456,15 @@ HookPlan planHooks(const VdsoImage& image, bool forceSyscall) {
       function.reason = reason;
     }
     if (function.mode == kSyscall) buildSyscallTrampoline(function, candidate.syscallNumber);
+    if (payload.inlineSize[candidate.which] != 0) {
+      if (function.mode == kSyscall) {
+        function.inlineReason = "syscall mode";
+      } else if (std::string why; !inlineFunction(
+                     image, function, plan.blobOffset + payload.inlineOffset[candidate.which],
+                     payload.inlineSize[candidate.which], why)) {
+        function.inlineReason = why;
+      }
+    }
 
     // The entry flip: one write of the aligned 8 (or, when the jump straddles a word, 16) bytes
     // around the jump, with every other byte unchanged.

@@ -33,6 +33,13 @@ struct FunctionPlan {
   uint8_t regionLength = 0;
   uint8_t original[16] = {};
   uint8_t patched[16] = {};
+  // time() only: the whole original function, relocated into the fake's inline region (see
+  // PayloadLayout::inlineOffset), so that the fake reads the time without a call. Empty when
+  // the function could not be copied: the region then keeps its call to the trampoline.
+  bool inlined = false;
+  std::string inlineReason;  // why not
+  uint8_t inlineCode[64] = {};
+  uint8_t inlineLength = 0;  // == the region's size when inlined
 
   uint64_t patchOffset() const { return functionOffset + patchAt; }
 };
