@@ -22,7 +22,7 @@ struct StateWindow {
 };
 static_assert(offsetof(StateWindow, control) == TS_CONTROL_OFFSET, "control word offset");
 static_assert(offsetof(StateWindow, slots) == TS_SLOTS_OFFSET, "slots offset");
-static_assert(sizeof(StateWindow) == TS_CODE_OFFSET, "the state ends where the code starts");
+static_assert(sizeof(StateWindow) == TS_SLOTS_OFFSET + 2 * TS_SLOT_SIZE, "the state ends where code starts");
 
 Status notSkewed(pid_t pid) {
   return failure("ESRCH", 0, nullptr, "it was restored (maybe by another process); skew it again",

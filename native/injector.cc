@@ -403,9 +403,11 @@ bool sameCodeAndEntries(const Target& target, const std::vector<uint8_t>& fresh)
   if (std::memcmp(target.header.entries, freshHeader.entries, sizeof freshHeader.entries) != 0) {
     return false;
   }
+  // Everything after the clock slots: the per-kernel copy of time() and trampolines included.
+  constexpr size_t kCodeStart = TS_SLOTS_OFFSET + 2 * TS_SLOT_SIZE;
   const uint8_t* installed = target.bytes.data() + target.blobOffset;
-  return std::memcmp(installed + TS_CODE_OFFSET, fresh.data() + TS_CODE_OFFSET,
-                     fresh.size() - TS_CODE_OFFSET) == 0;
+  return std::memcmp(installed + kCodeStart, fresh.data() + kCodeStart,
+                     fresh.size() - kCodeStart) == 0;
 }
 #endif
 
