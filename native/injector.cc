@@ -54,6 +54,16 @@ Status notSupported() {
                  "this architecture (%s) is not supported", arch::kName);
 }
 
+bool isExiting(pid_t pid) {
+  ProcessInfo now;
+  return !readProcessInfo(pid, now) || now.state == 'Z' || now.state == 'X' ||
+         (now.flags & kExitingFlag);
+}
+
+Status exited(pid_t pid) {
+  return failure("ESRCH", ESRCH, nullptr, "the process exited", "process %d exited", pid);
+}
+
 // Checks that can be made without stopping anything, so that bad targets are refused untouched.
 Status checkTarget(pid_t pid, AddressRange& vdso, pid_t& memoryPid) {
   ProcessInfo info;
@@ -74,6 +84,8 @@ Status checkTarget(pid_t pid, AddressRange& vdso, pid_t& memoryPid) {
   }
   int error = 0;
   if (!findVdsoMapping(memoryPid, vdso, error)) {
+    // A process on its way out has no mappings left before it becomes a zombie.
+    if (isExiting(pid)) return exited(pid);
     if (error != 0) return systemFailure(error, "open", "/proc/PID/maps");
     return failure("ENOTSUP", 0, nullptr,
                    "the process has no vDSO (kernel thread, or booted with vdso=0)",
@@ -88,7 +100,9 @@ Status readTarget(pid_t pid, pid_t memoryPid, const AddressRange& vdso, Target& 
   target.vdso = vdso;
   target.bytes.resize(vdso.end - vdso.start);
   if (!readTargetMemory(memoryPid, vdso.start, target.bytes.data(), target.bytes.size())) {
-    return systemFailure(errno, "process_vm_readv", "reading the vDSO");
+    const int error = errno;
+    if (isExiting(pid)) return exited(pid);
+    return systemFailure(error, "process_vm_readv", "reading the vDSO");
   }
   std::string error;
   bool wrongClass = false;

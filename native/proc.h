@@ -52,5 +52,6 @@ bool listThreads(pid_t pid, std::vector<pid_t>& tids);
 bool findVdsoMapping(pid_t memoryPid, AddressRange& range, int& error);
 
 constexpr unsigned kKernelThreadFlag = 0x00200000;  // PF_KTHREAD
+constexpr unsigned kExitingFlag = 0x00000004;       // PF_EXITING
 
 }  // namespace timeskew
