@@ -129,34 +129,56 @@ Status StoppedProcess::seizeBatch(const std::vector<pid_t>& batch, std::vector<p
   return Status::success();
 }
 
-Status StoppedProcess::awaitStops(std::vector<pid_t> waiting) {
+// Records one wait status of a thread we traced (0: it is gone).
+void StoppedProcess::noteStatus(pid_t tid, int status) {
+  if (firstStopNs_ == 0) firstStopNs_ = monotonicNowNs();
+  if (!WIFSTOPPED(status)) {
+    forget(tid);  // exited: nothing to release
+    return;
+  }
+  if ((status >> 16) == 0) {
+    for (StoppedThread& thread : threads_) {
+      if (thread.tid == tid) thread.pendingSignal = WSTOPSIG(status);
+    }
+  }
+}
+
+Status StoppedProcess::awaitStops(const std::vector<pid_t>& seized) {
+  // Threads reach their stop roughly in the order they were interrupted: wait on the first one
+  // not yet stopped, and sweep the others only now and then. Polling every thread in every round
+  // cost tens of thousands of system calls for 1,000 threads, and the CPU they need to stop.
+  std::vector<char> done(seized.size(), 0);
+  size_t remaining = seized.size();
+  size_t front = 0;
   const uint64_t start = monotonicNowNs();
   uint64_t nextNudge = start + kNudgeIntervalNs;
-  for (int round = 0; !waiting.empty(); ++round) {
-    std::vector<pid_t> still;
-    for (pid_t tid : waiting) {
+  long idleNs = 0;
+  for (int round = 0; remaining > 0; ++round) {
+    bool progressed = false;
+    auto take = [&](size_t i) {
       int status = 0;
-      const Poll poll = pollThread(tid, status);
-      if (poll == Poll::kNothing) {
-        still.push_back(tid);
-        continue;
-      }
-      if (firstStopNs_ == 0) firstStopNs_ = monotonicNowNs();
-      if (poll == Poll::kExited) {
-        forget(tid);  // nothing to release
-        continue;
-      }
-      if ((status >> 16) == 0) {
-        for (StoppedThread& thread : threads_) {
-          if (thread.tid == tid) thread.pendingSignal = WSTOPSIG(status);
-        }
+      const Poll poll = pollThread(seized[i], status);
+      if (poll == Poll::kNothing) return false;
+      noteStatus(seized[i], poll == Poll::kStopped ? status : 0);
+      done[i] = 1;
+      --remaining;
+      progressed = true;
+      return true;
+    };
+    while (front < seized.size() && (done[front] || take(front))) ++front;
+    if (remaining == 0) break;
+    if (round % 8 == 7) {
+      for (size_t i = front + 1; i < seized.size(); ++i) {
+        if (!done[i]) take(i);
       }
     }
-    waiting.swap(still);
-    if (waiting.empty()) break;
+    if (progressed) {
+      idleNs = 0;
+      continue;
+    }
     const uint64_t now = monotonicNowNs();
     if (now - start > kStopTimeoutNs) {
-      const pid_t tid = waiting.front();
+      const pid_t tid = seized[front];
       return failure("EBUSY", EBUSY, nullptr,
                      "it is in an uninterruptible sleep (state D: disk or network I/O, or a "
                      "vfork parent); try again when it is not",
@@ -164,17 +186,23 @@ Status StoppedProcess::awaitStops(std::vector<pid_t> waiting) {
                      readThreadState(pid_, tid));
     }
     if (now > nextNudge) {
-      for (pid_t tid : waiting) ::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
+      for (size_t i = front; i < seized.size(); ++i) {
+        if (!done[i]) ::ptrace(PTRACE_INTERRUPT, seized[i], nullptr, nullptr);
+      }
       // A process being killed: threads we already stopped are woken to exit, and the kernel
       // reports a dying leader only once we have reaped them.
       const std::vector<pid_t> stopped = attached_;
       for (pid_t tid : stopped) {
+        const auto at = std::find(seized.begin(), seized.end(), tid);
+        if (at != seized.end() && !done[at - seized.begin()]) continue;
         int status = 0;
-        if (!contains(waiting, tid) && pollThread(tid, status) == Poll::kExited) forget(tid);
+        if (pollThread(tid, status) == Poll::kExited) forget(tid);
       }
       nextNudge = now + kNudgeIntervalNs;
     }
-    if (round > 0) pauseBriefly(20 * 1000);
+    // Nothing new: sleep a little longer each time (the threads need the CPU to stop).
+    idleNs = std::min<long>(idleNs == 0 ? 5 * 1000 : idleNs * 2, 100 * 1000);
+    pauseBriefly(idleNs);
   }
   return Status::success();
 }

@@ -58,7 +58,8 @@ class StoppedProcess {
 
  private:
   Status seizeBatch(const std::vector<pid_t>& batch, std::vector<pid_t>& seized);
-  Status awaitStops(std::vector<pid_t> waiting);
+  Status awaitStops(const std::vector<pid_t>& seized);
+  void noteStatus(pid_t tid, int status);
   void forget(pid_t tid);
   void reap(std::vector<pid_t> exited);
 
