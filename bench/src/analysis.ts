@@ -35,9 +35,6 @@ export const FINDINGS = {
   quadratic: { awaitFindIf: 200, releaseScan: '900–1,100', relistContains: 200 },
   // Update decomposition at f781780, 1-thread target (µs, medians of 1,500 calls each), and /proc reads.
   update: { pool: 35, inspect: 126, nativeUpdate: 137, handleUpdate: 165, stat: 9, maps: 26, stat1000: 86, maps1000: 1100, auxv: 5, vmReadv: 2.3 },
-  // Drain with 100 spinning threads (instrumented copy of 75e3bef; the SIGTRAP death reproduced
-  // uninstrumented up to 7e2bc4b, fixed in 8b5cce4).
-  drain: { inFlight: 81, trapped: 26, timedOut: 55, sigtrapAtTimeout: 18 },
 };
 
 function ratioOf(results: Results, mode: 'fast' | 'syscall' | 'libfaketime', fn: 'realtime' | 'monotonic' | 'gettimeofday' | 'time'): string {
@@ -94,10 +91,10 @@ export function explain(v: Verdict, results: Results): Explanation {
         title: 'Pause ≤ 100 µs for a 1-thread target',
         byHowMuch: `${v.margin}. Worst case: ${v.measured}.`,
         why:
-          `Most of the stop window is work that does not need the target stopped. Per-phase timestamps in an instrumented copy of the engine (one sleeping thread, skew): read and parse the vDSO image ${F.onePhases.read} µs, plan the hooks ${F.onePhases.plan} µs, write the blob ${F.onePhases.writeBlob} µs, read the registers ${F.onePhases.registers} µs, release ~${F.onePhases.release} µs: ${F.onePhases.pause} µs in all, ~60 µs of it reading and planning. ` +
-          'A restore of a thread that spins on the clock adds the drain: the thread is let run to a breakpoint on the fake\'s `ret` while the engine polls every 20 µs, and with the misclassification described under "1,000 spinning threads" it can wait out the whole 50 ms timeout.',
+          'Inside the stop window: re-reading the vDSO (it could have changed since the look before the stop), parsing its ELF headers, building the blob, reading the thread\'s registers and the 8 KiB above its stack pointer (signal frames), the writes, and the release. The hook plan and the unwind table are made before the stop and cached by image. ' +
+          'A restore of a thread that spins on the clock usually finds it inside a call through the hook: the entries are flipped, the thread released until it has had the CPU, and stopped again; "pause" adds both stops.',
         close:
-          'Read the image, parse it, plan and build the blob, and open /proc/PID/mem before stopping; once stopped, re-read only what could have changed — the entry windows and the blob header, ~150 bytes in one process_vm_readv — and compare. That takes ~60 µs out of every stop (skew of one sleeping thread ~30 µs). For restore, read the header before stopping too, and fix the drain as described below.',
+          'Compare the re-read vDSO with the one read before the stop and reuse its parse; read the thread\'s stack only up to the end of its stack mapping. Each is worth ~10–20 µs on this VM.',
       };
     case 'pause-1000-sleep':
       return {
@@ -105,30 +102,26 @@ export function explain(v: Verdict, results: Results): Explanation {
         title: 'Pause ≤ 10 ms for 1,000 sleeping threads',
         byHowMuch: `${v.margin}.`,
         why:
-          `The cost is per thread, ~20 µs on this VM, and mostly the kernel's. Per-phase timestamps (instrumented copy, 1,000 sleeping threads): seize + interrupt ${F.thousandPhases.interrupt} ms (before the first stop, so outside "pause" but inside "longest thread"), waiting until every thread has stopped ${F.thousandPhases.awaitStops} ms (each sleeping thread has to be woken and scheduled to enter the stop: a cross-CPU wake-up, i.e. an IPI and a VM exit here), reading the image ${F.thousandPhases.read} ms, reading 1,000 instruction pointers ${F.thousandPhases.registers} ms, detaching ${F.thousandPhases.detach} ms (a second wake-up per thread). ` +
-          `On top of that, quadratic bookkeeping: release() scans every thread to find each detached thread's pending signal (${F.quadratic.releaseScan} µs at n = 1,000, inside the release burst), awaitStops() does a find_if per thread (~${F.quadratic.awaitFindIf} µs), stop() checks each listed thread against the seen list (~${F.quadratic.relistContains} µs).`,
+          `The cost is per thread and mostly the kernel's: every sleeping thread has to be woken and scheduled to enter its stop (a cross-CPU wake-up, an IPI and a VM exit here), and woken again on release; an instrumented copy of the engine measured ${F.thousandPhases.awaitStops} ms of waiting for 1,000 threads to stop and ${F.thousandPhases.detach} ms of detaching. ` +
+          'Since the restore rewrite, two safety checks are paid per thread inside the window: the 8 KiB above each stack pointer is read to find signal contexts (a thread interrupted inside the hook or inside the bytes being rewritten, now running a handler), ~19 ms for 1,000 threads on install and ~7 ms on restore in A/B runs on this VM, and each thread\'s registers are read on release to put an interrupted epoll_wait/semop back on its system call (~1–5 ms). Waiting for the stops was made cheaper in the same round (waiting on the first thread not yet stopped instead of polling all: ~20 ms less).',
         close:
-          'Take the read/parse/plan out of the stop window (−1.5–2 ms); keep the pending signal in the attached list (or index threads by tid) so that awaitStops() and release() are linear (−~1.3 ms, most of it inside the release burst). ' +
-          'That brings 1,000 sleeping threads to ~15–18 ms on this VM; the rest is two wake-ups per thread, which stop-the-world by ptrace cannot avoid. 10 ms needs a host where a cross-CPU wake-up costs ≤ 5 µs (bare metal), or a target that is not stopped as a whole.',
+          'Bound each stack read by the end of the thread\'s stack mapping (one /proc/PID/maps read per operation) and read all threads\' stacks with one process_vm_readv (up to 1,024 ranges per call); keep the registers read for the in-flight test for the release. That should bring 1,000 sleeping threads back to ~20 ms on this VM; the rest is two wake-ups per thread, which stop-the-world by ptrace cannot avoid. 10 ms needs a host where a cross-CPU wake-up costs ≤ 5 µs (bare metal), or a target that is not stopped as a whole.',
       };
     case 'pause-1000-spin': {
       const died = (results.pause ?? []).some((c) => c.targetDied);
       const deadlocked = (results.pause ?? []).some((c) => c.hung);
+      const retained = (results.pause ?? []).reduce((n, c) => n + (c.threads >= 1000 ? c.codeRetained : 0), 0);
       return {
         key: 'pause-1000-spin',
-        title: 'Pause ≤ 50 ms for 1,000 spinning threads (and what goes wrong with spinning targets)',
+        title: 'Pause ≤ 50 ms for 1,000 spinning threads',
         byHowMuch: `${v.margin}. ${v.measured}.${died ? ' Some targets died during the run (see the table).' : ''}${deadlocked ? ' The engine deadlocked in some configurations (see the table).' : ''}`,
         why:
-          'Restore has to get every thread out of the fakes before it zeroes them, and its test for "this thread is inside a call made by a fake" has false positives. It looks for a fake\'s return address at [rsp], [rsp+8] or [rbp+8]; but inside __vdso_clock_gettime, past its prologue, [rsp+8] is a local slot not yet written in this call, which still holds the fake\'s return address from the thread\'s previous call through the fake. A thread that now calls the original directly (CLOCK_MONOTONIC, or any call after the entries were put back) is then let run "until it reaches the breakpoint on the fake\'s ret" — which it never does — until the drain times out (1 s since 8b5cce4, 50 ms before), while it competes for the CPU with the threads that really are in flight. The drain then fails, the code is retained, and the next skewClock() answers EBUSY until no thread looks in flight. ' +
-          `Measured at 8b5cce4 (no instrumentation, 100 spinning threads, 6 targets × skew+restore): every restore took 1.0–2.6 s and retained the code, and every following skewClock() failed with EBUSY. With one spinning thread about a quarter of restores retain the code (the "retained"/"EBUSY" counts in the table). ` +
-          `Found along the way and fixed in 8b5cce4: a thread that hit the breakpoint just as the 50 ms ran out was recorded with SIGTRAP as its pending signal and detached with it — the target died of SIGTRAP (instrumented copy of 75e3bef, 100 spinning threads: ${F.drain.inFlight} judged in flight, ${F.drain.trapped} trapped in time, ${F.drain.timedOut} timed out, ${F.drain.sigtrapAtTimeout} of those found in the breakpoint's SIGTRAP stop). ` +
-          'Still present: when a target dies while it is being stopped, awaitStops() blocks forever in waitpid() on the thread-group leader — a multithreaded process\'s leader is not reported before its other threads are reaped, and those are traced zombies that only the blocked thread could reap (instrumented copy of 7e2bc4b: "wait <leader> (awaitStops) blocked > 5 s; State: Z"; the bench\'s watchdog reports it as "engine deadlocked … N thread(s) traced by it, states {Z: N}"). That thread-pool thread is lost for good, and the Node process can no longer exit normally (libuv joins its pool at exit). ' +
-          'Separately, in the same session the injector competes with every spinning thread for the CPU outside its real-time window (the "Call" column); a target in its own session competes as one group.',
+          'Skew stays near the target: one stop of 1,000 threads, most of it waiting for each spinner to be interrupted and to enter its stop while 1,000 runnable threads share 2 CPUs. ' +
+          'Restore is the miss: nearly every stop finds a few hundred spinners inside a clock call through the hook (the "Moved" column), so the entries are flipped back, the process released until each of those threads has had the CPU again, and stopped a second time; "pause" is the sum of both stops, and "Call" includes the wait, in which the scheduler serves 1,000 spinners in turn on 2 cores. ' +
+          `When that wait exceeds the engine's 2 s budget the restore leaves its code in place, inactive (${retained} restore(s) of 1,000-thread targets in this run; the next restore or skew removes it). ` +
+          'No breakpoint and no single step is used any more, so no run of this bench has since lost a target, and no wait can block on a dying process (both happened with the earlier drain).',
         close:
-          '(1) Make the in-flight test exact: take the one slot that holds the return address given where the thread is — [rsp] at the first instruction and at a ret, [rsp+8] right after push %rbp, [rbp+8] everywhere else (the x86 vDSO time functions keep a frame pointer; the planner can check the prologue and fall back to stepping when it does not match). Then no thread that merely calls the original is made to run, the drain takes microseconds, and restores stop retaining code. ' +
-          '(2) When the code already in the target is byte-identical to this build\'s payload, install over it without draining (in-flight threads return into identical code): rewrite the data, put the ret bytes back, flip the entries — instead of EBUSY. ' +
-          '(3) Never block in waitpid() on one thread: collect stops with waitpid(-1, __WALL | __WNOTHREAD) (only the calling thread\'s tracees, so libuv\'s children are safe), dispatch by tid, count an exit as a gone thread (reaping the siblings is what lets the leader be reported), and give every wait a deadline. ' +
-          '(4) Linear bookkeeping in release() (see the 1,000 sleeping threads) matters most here: the release burst is when released spinners take the CPU back.',
+          'Let the threads found in flight finish without a second stop of the whole process: stop only those threads again (the others cannot enter the hook once the entries are flipped), which makes the second stop cost tens of threads instead of 1,000; and scale the 2 s budget with the number of threads in flight.',
       };
     }
     case 'update-latency':
