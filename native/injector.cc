@@ -612,11 +612,9 @@ RestoreResult restoreSkew(pid_t pid) {
   prepareOutsideStop(pid, memoryPid, vdso, false, false);
   const uint64_t deadline = monotonicNowNs() + kDrainBudgetNs;
   bool stalled = false;
-  std::vector<pid_t> waitFor;
-  bool wholeProcess = true;
   for (int attempt = 0;; ++attempt) {
     StoppedProcess world;
-    result.status = wholeProcess ? world.stop(pid) : world.stopThreads(pid, waitFor);
+    result.status = world.stop(pid);
     if (!result.status.ok) return result;
     Target target;
     result.status = readTarget(pid, memoryPid, vdso, target);
@@ -625,22 +623,15 @@ RestoreResult restoreSkew(pid_t pid) {
       addToReport(world, result.report);
       return result;
     }
-    if (!wholeProcess &&
-        (!(target.header.flags & kFlagCodeRetained) || anyEntryPatched(target))) {
-      // Someone installed a skew since our last look: every thread may be in it now.
-      world.release();
-      wholeProcess = true;
-      continue;
-    }
     if (attempt == 0) result.restored = !(target.header.flags & kFlagCodeRetained);
     TargetMemoryWriter writer;
     if (!writer.open(memoryPid)) {
       result.status = systemFailure(errno, "open", "/proc/PID/mem");
       return result;
     }
+    std::vector<pid_t> waitFor;
     result.status = removeLocked(world, target, writer, result.report, waitFor);
     if (!result.status.ok) return result;
-    wholeProcess = false;
     if (waitFor.empty() || stalled || monotonicNowNs() > deadline) {
       // Past the deadline the code stays, inactive: whoever restores or skews next removes it.
       result.codeRetained = !waitFor.empty();

@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <string>
-#include <unordered_set>
 
 #include "arch.h"
 
@@ -31,6 +30,10 @@ constexpr uint64_t kStopTimeoutNs = 3000ull * 1000 * 1000;
 constexpr uint64_t kNudgeIntervalNs = 100ull * 1000 * 1000;
 // A thread that exited while traced becomes a zombie only we can reap; it gets this long.
 constexpr uint64_t kReapTimeoutNs = 1000ull * 1000 * 1000;
+
+bool contains(const std::vector<pid_t>& list, pid_t tid) {
+  return std::find(list.begin(), list.end(), tid) != list.end();
+}
 
 void pauseBriefly(long ns) {
   // Also yields the CPU to the threads we wait for (we may be running SCHED_FIFO).
@@ -229,7 +232,7 @@ Status StoppedProcess::stop(pid_t pid) {
   pid_ = pid;
   firstStopNs_ = releasedNs_ = maxThreadPauseNs_ = 0;
   boostScheduling();
-  std::unordered_set<pid_t> seen;
+  std::vector<pid_t> seen;
   std::vector<pid_t> listed;
   for (;;) {
     if (!listThreads(pid, listed)) {
@@ -238,9 +241,10 @@ Status StoppedProcess::stop(pid_t pid) {
     }
     std::vector<pid_t> batch;
     for (pid_t tid : listed) {
-      if (seen.insert(tid).second) batch.push_back(tid);
+      if (!contains(seen, tid)) batch.push_back(tid);
     }
     if (batch.empty()) break;  // every thread that exists is stopped: none can create more
+    seen.insert(seen.end(), batch.begin(), batch.end());
     std::vector<pid_t> seized;
     Status seizedStatus = seizeBatch(batch, seized);
     Status stoppedStatus = awaitStops(seized);
@@ -254,20 +258,6 @@ Status StoppedProcess::stop(pid_t pid) {
     return failure("ESRCH", ESRCH, "ptrace", "the process exited", "process %d exited", pid);
   }
   return Status::success();
-}
-
-Status StoppedProcess::stopThreads(pid_t pid, const std::vector<pid_t>& tids) {
-  pid_ = pid;
-  firstStopNs_ = releasedNs_ = maxThreadPauseNs_ = 0;
-  boostScheduling();
-  std::vector<pid_t> seized;
-  Status seizedStatus = seizeBatch(tids, seized);
-  Status stoppedStatus = awaitStops(seized);
-  if (!seizedStatus.ok || !stoppedStatus.ok) {
-    release();
-    return seizedStatus.ok ? stoppedStatus : seizedStatus;
-  }
-  return Status::success();  // possibly none: they all exited
 }
 
 StepOutcome StoppedProcess::stepOutOf(StoppedThread& thread, const AddressRange& range,

@@ -41,10 +41,6 @@ class StoppedProcess {
   ~StoppedProcess() { release(); }
 
   Status stop(pid_t pid);
-  // Stops only these threads of `pid` (those that exited meanwhile are skipped). For a second
-  // look at threads that were inside the hook: once the entries are original again, no other
-  // thread can enter it.
-  Status stopThreads(pid_t pid, const std::vector<pid_t>& tids);
   // Resumes every thread (and reaps those that exited while traced). Safe to call twice.
   void release();
 
