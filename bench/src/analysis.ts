@@ -121,7 +121,7 @@ export function explain(v: Verdict, results: Results): Explanation {
           `When that wait exceeds the engine's 2 s budget the restore leaves its code in place, inactive (${retained} restore(s) of 1,000-thread targets in this run; the next restore or skew removes it). ` +
           'No breakpoint and no single step is used any more, so no run of this bench has since lost a target, and no wait can block on a dying process (both happened with the earlier drain).',
         close:
-          'Let the threads found in flight finish without a second stop of the whole process: stop only those threads again (the others cannot enter the hook once the entries are flipped), which makes the second stop cost tens of threads instead of 1,000; and scale the 2 s budget with the number of threads in flight.',
+          'Not by stopping only the threads found in flight the second time (the others cannot enter the hook once the entries are flipped): tried, and worse — each of those threads then has to get a CPU to enter its stop while ~700 others spin, and the restore pause of 1,000 spinning threads grew to ~1.9 s. What would help: scale the 2 s budget with the number of threads in flight, so that restores do not leave inactive code; and cut the per-thread cost inside each stop as described for 1,000 sleeping threads.',
       };
     }
     case 'update-latency':
