@@ -366,11 +366,17 @@ Status removeLocked(StoppedProcess& world, Target& target, TargetMemoryWriter& w
 
 #if defined(__x86_64__)
 // A thread stopped strictly inside the bytes an entry jump overwrites would resume in the middle
-// of the jump. One stopped on an instruction that the trampoline also holds is moved there;
-// `stuck` lists the others (and threads whose signal handler will return there): they are let
-// run before trying again. With `move` false nothing is changed.
-bool clearPatchWindows(StoppedProcess& world, const Target& target, const arch::HookPlan& plan,
-                       bool move, OperationReport& report, std::vector<pid_t>& stuck) {
+// of the jump. One stopped on an instruction that the trampoline also holds can be moved there
+// (`moves`); `stuck` lists the others (and threads whose signal handler will return there): they
+// are let run before trying again. Changes nothing: the moves are made once the blob is written.
+struct WindowMove {
+  pid_t tid;
+  uint64_t destination;
+};
+
+bool findThreadsInWindows(StoppedProcess& world, const Target& target, const arch::HookPlan& plan,
+                          std::vector<WindowMove>& moves, std::vector<pid_t>& stuck) {
+  moves.clear();
   stuck.clear();
   std::vector<arch::CodePosition> positions;
   for (StoppedThread& thread : world.threads()) {
@@ -390,14 +396,20 @@ bool clearPatchWindows(StoppedProcess& world, const Target& target, const arch::
         }
         if (destination == 0) {
           stuck.push_back(thread.tid);
-        } else if (move) {
-          if (!arch::writeInstructionPointer(thread.tid, destination)) stuck.push_back(thread.tid);
-          ++report.movedThreads;
+        } else {
+          moves.push_back({thread.tid, destination});
         }
       }
     }
   }
   return stuck.empty();
+}
+
+void moveOutOfWindows(const std::vector<WindowMove>& moves, OperationReport& report) {
+  for (const WindowMove& move : moves) {
+    // A failure means the thread is gone (killed while stopped): nothing to move.
+    if (arch::writeInstructionPointer(move.tid, move.destination)) ++report.movedThreads;
+  }
 }
 
 // The plan for the image as it was before any timeskew patch. Null when it cannot be parsed.
@@ -505,6 +517,7 @@ InstallResult installSkew(const InstallRequest& request) {
     const std::vector<uint8_t> blob = arch::buildBlob(plan, request.table, request.installerPid);
     const bool entriesPatched = target.hasBlob && anyEntryPatched(target);
     std::vector<pid_t> waitFor;
+    std::vector<WindowMove> moves;
 
     if (target.hasBlob) {
       const bool inactive = target.header.flags & kFlagCodeRetained;
@@ -518,7 +531,7 @@ InstallResult installSkew(const InstallRequest& request) {
       }
       if (sameCodeAndEntries(target, blob)) {
         // The code a thread may be running stays as it is: only the data changes.
-        if (!entriesPatched && !clearPatchWindows(world, target, plan, false, result.report, waitFor)) {
+        if (!entriesPatched && !findThreadsInWindows(world, target, plan, moves, waitFor)) {
           goto wait;
         }
         result.status = publishTable(target, writer, request.table);
@@ -531,7 +544,7 @@ InstallResult installSkew(const InstallRequest& request) {
           result.status = writeFailure("writing timeskew's header");
           return result;
         }
-        if (!entriesPatched) clearPatchWindows(world, target, plan, true, result.report, waitFor);
+        moveOutOfWindows(moves, result.report);
       } else {
         if (attempt == 0 && !inactive) {
           for (const PatchedEntry& entry : target.header.entries) {
@@ -547,22 +560,22 @@ InstallResult installSkew(const InstallRequest& request) {
         result.status = removeLocked(world, target, writer, ignored, waitFor);
         if (!result.status.ok) return result;
         if (!waitFor.empty()) goto wait;
-        if (!clearPatchWindows(world, target, plan, false, result.report, waitFor)) goto wait;
+        if (!findThreadsInWindows(world, target, plan, moves, waitFor)) goto wait;
         if (!writer.write(target.address(plan.blobOffset), blob.data(), blob.size())) {
           result.status = writeFailure("writing timeskew's code");
           return result;
         }
-        clearPatchWindows(world, target, plan, true, result.report, waitFor);
+        moveOutOfWindows(moves, result.report);
       }
     } else {
-      if (!clearPatchWindows(world, target, plan, false, result.report, waitFor)) goto wait;
+      if (!findThreadsInWindows(world, target, plan, moves, waitFor)) goto wait;
       // Crash-safe order: code and data first (unreachable until an entry points at them),
       // threads out of the way, then each entry flipped with one write.
       if (!writer.write(target.address(plan.blobOffset), blob.data(), blob.size())) {
         result.status = writeFailure("writing timeskew's code");
         return result;
       }
-      clearPatchWindows(world, target, plan, true, result.report, waitFor);
+      moveOutOfWindows(moves, result.report);
     }
     if (!entriesPatched) {
       for (int i = 0; i < kHookCount; ++i) {
