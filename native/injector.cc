@@ -29,6 +29,13 @@ constexpr int kMaxSteps = 100000;
 // A call through a fake takes nanoseconds once its thread runs; on a saturated machine a
 // resumed thread may wait long for a CPU.
 constexpr uint64_t kDrainBudgetNs = 2000ull * 1000 * 1000;
+// More for each thread found inside: on a saturated machine the scheduler serves them in turn
+// (1,000 threads spinning on 2 cores took more than 2 s to all get the CPU once).
+constexpr uint64_t kDrainBudgetPerThreadNs = 5ull * 1000 * 1000;
+
+uint64_t drainDeadline(uint64_t startNs, size_t threadsInside) {
+  return startNs + kDrainBudgetNs + kDrainBudgetPerThreadNs * threadsInside;
+}
 // CPU time a thread must have had since we let it go: far more than any call through a fake.
 constexpr uint64_t kProgressNs = 20 * 1000;
 
@@ -475,7 +482,8 @@ InstallResult installSkew(const InstallRequest& request) {
   result.status = checkTarget(pid, vdso, memoryPid);
   if (!result.status.ok) return result;
   prepareOutsideStop(pid, memoryPid, vdso, true, request.forceSyscall);
-  const uint64_t deadline = monotonicNowNs() + kDrainBudgetNs;
+  const uint64_t started = monotonicNowNs();
+  uint64_t deadline = drainDeadline(started, 0);
   // The entry windows of the skew being replaced, to put back if it cannot be replaced.
   std::vector<std::pair<uint64_t, std::vector<uint8_t>>> replacedEntries;
 
@@ -594,6 +602,7 @@ InstallResult installSkew(const InstallRequest& request) {
     return result;
 
   wait:
+    if (attempt == 0) deadline = drainDeadline(started, waitFor.size());
     if (stalled || monotonicNowNs() > deadline) {
       if (!replacedEntries.empty()) {
         // Leave the skew being replaced in force, as the caller found it.
@@ -603,7 +612,7 @@ InstallResult installSkew(const InstallRequest& request) {
         writeHeaderFlags(target, writer, target.header.flags & ~kFlagCodeRetained);
       }
       result.status = failure("EBUSY", EBUSY, nullptr,
-                              "try again: a thread stayed inside code being replaced for 2 s "
+                              "try again: a thread stayed inside the code being replaced "
                               "(a signal handler that blocks?)",
                               "thread %d of process %d could not be moved out of the way",
                               waitFor.front(), pid);
@@ -623,7 +632,8 @@ RestoreResult restoreSkew(pid_t pid) {
   result.status = checkTarget(pid, vdso, memoryPid);
   if (!result.status.ok) return result;
   prepareOutsideStop(pid, memoryPid, vdso, false, false);
-  const uint64_t deadline = monotonicNowNs() + kDrainBudgetNs;
+  const uint64_t started = monotonicNowNs();
+  uint64_t deadline = drainDeadline(started, 0);
   bool stalled = false;
   for (int attempt = 0;; ++attempt) {
     StoppedProcess world;
@@ -645,6 +655,7 @@ RestoreResult restoreSkew(pid_t pid) {
     std::vector<pid_t> waitFor;
     result.status = removeLocked(world, target, writer, result.report, waitFor);
     if (!result.status.ok) return result;
+    if (attempt == 0) deadline = drainDeadline(started, waitFor.size());
     if (waitFor.empty() || stalled || monotonicNowNs() > deadline) {
       // Past the deadline the code stays, inactive: whoever restores or skews next removes it.
       result.codeRetained = !waitFor.empty();
