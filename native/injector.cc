@@ -29,12 +29,13 @@ constexpr int kMaxSteps = 100000;
 // A call through a fake takes nanoseconds once its thread runs; on a saturated machine a
 // resumed thread may wait long for a CPU.
 constexpr uint64_t kDrainBudgetNs = 2000ull * 1000 * 1000;
-// More for each thread found inside: on a saturated machine the scheduler serves them in turn
-// (1,000 threads spinning on 2 cores took more than 2 s to all get the CPU once).
-constexpr uint64_t kDrainBudgetPerThreadNs = 5ull * 1000 * 1000;
+// More for each thread of the target: on a saturated machine the scheduler serves every runnable
+// thread in turn before one of those inside gets the CPU again (with 1,000 threads spinning on
+// 2 cores, in a session of their own, that took more than 2 s).
+constexpr uint64_t kDrainBudgetPerThreadNs = 3ull * 1000 * 1000;
 
-uint64_t drainDeadline(uint64_t startNs, size_t threadsInside) {
-  return startNs + kDrainBudgetNs + kDrainBudgetPerThreadNs * threadsInside;
+uint64_t drainDeadline(uint64_t startNs, size_t threads) {
+  return startNs + kDrainBudgetNs + kDrainBudgetPerThreadNs * threads;
 }
 // CPU time a thread must have had since we let it go: far more than any call through a fake.
 constexpr uint64_t kProgressNs = 20 * 1000;
@@ -602,7 +603,7 @@ InstallResult installSkew(const InstallRequest& request) {
     return result;
 
   wait:
-    if (attempt == 0) deadline = drainDeadline(started, waitFor.size());
+    if (attempt == 0) deadline = drainDeadline(started, world.threads().size());
     if (stalled || monotonicNowNs() > deadline) {
       if (!replacedEntries.empty()) {
         // Leave the skew being replaced in force, as the caller found it.
@@ -655,7 +656,7 @@ RestoreResult restoreSkew(pid_t pid) {
     std::vector<pid_t> waitFor;
     result.status = removeLocked(world, target, writer, result.report, waitFor);
     if (!result.status.ok) return result;
-    if (attempt == 0) deadline = drainDeadline(started, waitFor.size());
+    if (attempt == 0) deadline = drainDeadline(started, world.threads().size());
     if (waitFor.empty() || stalled || monotonicNowNs() > deadline) {
       // Past the deadline the code stays, inactive: whoever restores or skews next removes it.
       result.codeRetained = !waitFor.empty();
