@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 
 #include <cstring>
@@ -354,6 +355,10 @@ Status removeLocked(StoppedProcess& world, Target& target, TargetMemoryWriter& w
   }
   report.movedThreads += static_cast<int>(inFlight.size());
   if (target.header.flags & kFlagCodeRetained) return Status::success();
+  // Marked inactive first: killed right after, the blob is inactive code behind original
+  // entries, with its last model (the other order would leave an "active" skew of no clock).
+  Status marked = writeHeaderFlags(target, writer, target.header.flags | kFlagCodeRetained);
+  if (!marked.ok) return marked;
   // The threads still inside finish their calls with the real time: no clock selected. Only
   // masks change (the values stay), so a fake reading the slot meanwhile sees either answer.
   const uint32_t noClocks = 0;
@@ -369,7 +374,7 @@ Status removeLocked(StoppedProcess& world, Target& target, TargetMemoryWriter& w
   std::memcpy(blob + TS_SLOTS_OFFSET + TS_SLOT_MASK, &noClocks, sizeof noClocks);
   std::memcpy(blob + TS_SLOTS_OFFSET + TS_SLOT_SIZE + TS_SLOT_MASK, &noClocks, sizeof noClocks);
   target.header.quickMask = noClocks;
-  return writeHeaderFlags(target, writer, target.header.flags | kFlagCodeRetained);
+  return Status::success();
 }
 
 #if defined(__x86_64__)
@@ -485,8 +490,12 @@ InstallResult installSkew(const InstallRequest& request) {
   prepareOutsideStop(pid, memoryPid, vdso, true, request.forceSyscall);
   const uint64_t started = monotonicNowNs();
   uint64_t deadline = drainDeadline(started, 0);
-  // The entry windows of the skew being replaced, to put back if it cannot be replaced.
+  // The entry windows and clock masks of the skew being replaced, to put back if it cannot be
+  // replaced (making it inactive cleared its masks).
   std::vector<std::pair<uint64_t, std::vector<uint8_t>>> replacedEntries;
+  constexpr size_t kMaskOffsets[] = {TS_QUICK_MASK_OFFSET, TS_SLOTS_OFFSET + TS_SLOT_MASK,
+                                     TS_SLOTS_OFFSET + TS_SLOT_SIZE + TS_SLOT_MASK};
+  std::array<uint32_t, 3> replacedMasks{};
 
   bool stalled = false;
   for (int attempt = 0;; ++attempt) {
@@ -556,6 +565,10 @@ InstallResult installSkew(const InstallRequest& request) {
         moveOutOfWindows(moves, result.report);
       } else {
         if (attempt == 0 && !inactive) {
+          const uint8_t* state = target.bytes.data() + target.blobOffset;
+          for (size_t m = 0; m < replacedMasks.size(); ++m) {
+            std::memcpy(&replacedMasks[m], state + kMaskOffsets[m], sizeof replacedMasks[m]);
+          }
           for (const PatchedEntry& entry : target.header.entries) {
             if (!entryIsPatched(target, entry)) continue;
             const uint64_t start = patchRegionStart(entry.patchOffset);
@@ -606,11 +619,16 @@ InstallResult installSkew(const InstallRequest& request) {
     if (attempt == 0) deadline = drainDeadline(started, world.threads().size());
     if (stalled || monotonicNowNs() > deadline) {
       if (!replacedEntries.empty()) {
-        // Leave the skew being replaced in force, as the caller found it.
+        // Leave the skew being replaced in force, as the caller found it: marked active first,
+        // as an install does (killed in between, it reads as a skew not fully installed).
+        const uint64_t state = target.address(target.blobOffset);
+        for (size_t m = 0; m < replacedMasks.size(); ++m) {
+          writer.write(state + kMaskOffsets[m], &replacedMasks[m], sizeof replacedMasks[m]);
+        }
+        writeHeaderFlags(target, writer, target.header.flags & ~kFlagCodeRetained);
         for (const auto& region : replacedEntries) {
           writer.write(region.first, region.second.data(), region.second.size());
         }
-        writeHeaderFlags(target, writer, target.header.flags & ~kFlagCodeRetained);
       }
       result.status = failure("EBUSY", EBUSY, nullptr,
                               "try again: a thread stayed inside the code being replaced "
