@@ -13,6 +13,7 @@
         "native/target_memory.cc",
         "native/stop_world.cc",
         "native/injector.cc",
+        "native/publish.cc",
         "native/fast_update.cc",
         "native/helper_process.cc",
         "native/launcher.cc",

@@ -8,6 +8,7 @@
 
 #include "elf_image.h"
 #include "proc.h"
+#include "publish.h"
 #include "target_memory.h"
 
 namespace timeskew {
@@ -97,25 +98,7 @@ Status updateAt(pid_t pid, const BlobLocation& location, const ClockTable& table
 
   TargetMemoryWriter writer;
   if (!writer.open(pid)) return systemFailure(errno, "open", "/proc/PID/mem");
-  const uint64_t control = state.control;
-  const uint64_t inactive = (control & 1) ^ 1;
-  const uint64_t nextControl = (((control >> 1) + 1) << 1) | inactive;
-  const ClockSlot slot = toSlot(table, &state.slots[control & 1]);
-  const uint32_t unionMask = state.header.quickMask | table.mask;
-  // The order of updateSkew: each step leaves a consistent state if we die right after it (see
-  // blob_layout.h). A mask write that would store the value already there is skipped: with the
-  // same clocks (the usual update) that halves the writes, and the states in between are the same.
-  const uint32_t quickMask = state.header.quickMask;
-  if ((unionMask != quickMask &&
-       !writer.write(base + TS_QUICK_MASK_OFFSET, &unionMask, sizeof unionMask)) ||
-      !writer.write(base + TS_SLOTS_OFFSET + inactive * TS_SLOT_SIZE, &slot, sizeof slot) ||
-      !writer.write(base + TS_CONTROL_OFFSET, &nextControl, sizeof nextControl) ||
-      (table.mask != unionMask &&
-       !writer.write(base + TS_QUICK_MASK_OFFSET, &table.mask, sizeof table.mask))) {
-    return systemFailure(errno, "pwrite", "updating the offsets");
-  }
-  published = slot;
-  return Status::success();
+  return publishTable(writer, base, reinterpret_cast<const uint8_t*>(&state), table, published);
 }
 
 }  // namespace timeskew

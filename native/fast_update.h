@@ -30,10 +30,10 @@ struct BlobLocation {
 // none any more.
 Status locateBlob(pid_t pid, BlobLocation& location);
 
-// Publishes `table` in the blob at `location`, in the same crash-safe order as updateSkew
-// (injector.cc). `published` receives the slot made live, so the caller can tell what the clocks
-// read without asking the target again. ESRCH when the blob there is not the one located (restored,
-// re-installed by someone else, or the process exec'ed or exited).
+// Publishes `table` in the blob at `location` (publish.h, as updateSkew does). `published`
+// receives the slot made live, so the caller can tell what the clocks read without asking the
+// target again. ESRCH when the blob there is not the one located (restored, re-installed by
+// someone else, or the process exec'ed or exited).
 Status updateAt(pid_t pid, const BlobLocation& location, const ClockTable& table,
                 ClockSlot& published);
 

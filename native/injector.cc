@@ -16,6 +16,7 @@
 #include "frame_table.h"
 #include "image_cache.h"
 #include "proc.h"
+#include "publish.h"
 #include "stop_world.h"
 #include "target_memory.h"
 
@@ -252,6 +253,15 @@ bool awaitProgress(pid_t pid, std::vector<Waiter> waiters, uint64_t deadlineNs, 
   }
 }
 
+// Releases the process until the threads in `waitFor` have had the CPU (or the deadline). False
+// when they cannot run (the process is stopped).
+bool letRun(StoppedProcess& world, const std::vector<pid_t>& waitFor, uint64_t deadlineNs,
+            int attempt, OperationReport& report) {
+  const std::vector<Waiter> waiters = noteWaiters(world.pid(), waitFor);
+  addToReport(world, report);
+  return awaitProgress(world.pid(), waiters, deadlineNs, attempt);
+}
+
 #if defined(__x86_64__)
 // The installed code is byte for byte what this build would write: then our knowledge of where
 // its fakes return to holds for the target too.
@@ -450,28 +460,12 @@ bool sameCodeAndEntries(const Target& target, const std::vector<uint8_t>& fresh)
 }
 #endif
 
-// Publishes `table` into the blob already in the target, in the crash-safe order of an update
-// (see blob_layout.h): a thread reading the old slot when it was stopped retries on the new one.
-Status publishTable(Target& target, TargetMemoryWriter& writer, const ClockTable& table) {
-  const uint8_t* blob = target.bytes.data() + target.blobOffset;
-  uint64_t control;
-  uint32_t quickMask;
-  std::memcpy(&control, blob + TS_CONTROL_OFFSET, sizeof control);
-  std::memcpy(&quickMask, blob + TS_QUICK_MASK_OFFSET, sizeof quickMask);
-  const uint64_t inactive = (control & 1) ^ 1;
-  const uint64_t nextControl = (((control >> 1) + 1) << 1) | inactive;
-  ClockSlot current;
-  std::memcpy(&current, blob + TS_SLOTS_OFFSET + (control & 1) * TS_SLOT_SIZE, sizeof current);
-  const ClockSlot slot = toSlot(table, &current);
-  const uint32_t unionMask = quickMask | table.mask;
-  const uint64_t base = target.address(target.blobOffset);
-  if (!writer.write(base + TS_QUICK_MASK_OFFSET, &unionMask, sizeof unionMask) ||
-      !writer.write(base + TS_SLOTS_OFFSET + inactive * TS_SLOT_SIZE, &slot, sizeof slot) ||
-      !writer.write(base + TS_CONTROL_OFFSET, &nextControl, sizeof nextControl) ||
-      !writer.write(base + TS_QUICK_MASK_OFFSET, &table.mask, sizeof table.mask)) {
-    return writeFailure("updating the offsets");
-  }
-  return Status::success();
+// Publishes `table` into the blob already in the target (see publish.h): a thread reading the old
+// slot when it was stopped retries on the new one.
+Status publishInto(Target& target, TargetMemoryWriter& writer, const ClockTable& table) {
+  ClockSlot published;
+  return publishTable(writer, target.address(target.blobOffset),
+                      target.bytes.data() + target.blobOffset, table, published);
 }
 
 }  // namespace
@@ -552,7 +546,7 @@ InstallResult installSkew(const InstallRequest& request) {
         if (!entriesPatched && !findThreadsInWindows(world, target, plan, moves, waitFor)) {
           goto wait;
         }
-        result.status = publishTable(target, writer, request.table);
+        result.status = publishInto(target, writer, request.table);
         if (!result.status.ok) return result;
         BlobHeader header;
         std::memcpy(&header, blob.data(), sizeof header);
@@ -637,9 +631,7 @@ InstallResult installSkew(const InstallRequest& request) {
                               waitFor.front(), pid);
       return result;
     }
-    const std::vector<Waiter> waiters = noteWaiters(pid, waitFor);
-    addToReport(world, result.report);
-    stalled = !awaitProgress(pid, waiters, deadline, attempt);
+    stalled = !letRun(world, waitFor, deadline, attempt, result.report);
   }
 #endif
 }
@@ -681,9 +673,7 @@ RestoreResult restoreSkew(pid_t pid) {
       addToReport(world, result.report);
       return result;
     }
-    const std::vector<Waiter> waiters = noteWaiters(pid, waitFor);
-    addToReport(world, result.report);
-    stalled = !awaitProgress(pid, waiters, deadline, attempt);
+    stalled = !letRun(world, waitFor, deadline, attempt, result.report);
   }
 }
 
@@ -704,7 +694,7 @@ UpdateResult updateSkew(pid_t pid, const ClockTable& table) {
     return result;
   }
   // Each step leaves a consistent state if we die right after it (see blob_layout.h).
-  result.status = publishTable(target, writer, table);
+  result.status = publishInto(target, writer, table);
   return result;
 }
 
